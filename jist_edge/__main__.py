@@ -1,0 +1,3 @@
+from jist_edge.cli import main
+
+main()

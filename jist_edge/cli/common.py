@@ -1,0 +1,55 @@
+"""Options and output helpers shared by the subcommands."""
+import json
+import sys
+from typing import Any, Callable, List, Sequence
+
+import click
+
+from jist_edge import workspace
+
+workspace_option = click.option(
+    "--workspace",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar=workspace.ENV_VAR,
+    show_envvar=True,
+    help="Workspace shared by export, map build and run [default: ~/.jist-edge].",
+)
+
+
+def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Callable[[str], None] = click.echo) -> None:
+    """Print a plain aligned table; the JSON output carries the same numbers."""
+    cells: List[List[str]] = [[str(h) for h in headers]] + [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        out("  ".join(c.rjust(w) if n and _numeric(c) else c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        if n == 0:
+            out("  ".join("-" * w for w in widths))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+            return "{:.3g}".format(value)
+        return "{:.3f}".format(value)
+    return str(value)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text.rstrip("%x"))
+        return True
+    except ValueError:
+        return False
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True))
+
+
+def warn(message: str) -> None:
+    click.echo("warning: " + message, err=True)
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

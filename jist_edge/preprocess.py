@@ -1,0 +1,90 @@
+"""Camera frame (OpenCV BGR uint8) -> normalized NCHW float32, as the official model expects.
+
+The official pipeline resizes RGB images with PIL's antialiased bilinear filter. When
+shrinking, cv2.INTER_AREA is the closest OpenCV filter (measured against PIL on real
+photos in tests/test_preprocess.py, see the README); when enlarging, PIL's bilinear
+has no antialiasing and cv2.INTER_LINEAR is the same filter.
+"""
+from typing import Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from jist_edge.errors import JistEdgeError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def choose_interpolation(src_hw: Tuple[int, int], dst_hw: Tuple[int, int]) -> int:
+    """INTER_AREA when shrinking in either axis, INTER_LINEAR otherwise."""
+    if dst_hw[0] < src_hw[0] or dst_hw[1] < src_hw[1]:
+        return cv2.INTER_AREA
+    return cv2.INTER_LINEAR
+
+
+class Preprocessor(object):
+    """Holds the constants so the per-frame path does no allocation beyond the output."""
+
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        scale: float = 1.0 / 255.0,
+        interpolation: Optional[int] = None,
+    ) -> None:
+        self.height = int(height)
+        self.width = int(width)
+        self.interpolation = interpolation
+        # (x * scale - mean) / std == x * a + b, folded once per channel.
+        std_arr = np.asarray(std, dtype=np.float32)
+        self._a = (np.float32(scale) / std_arr).reshape(3, 1, 1).astype(np.float32)
+        self._b = (-np.asarray(mean, dtype=np.float32) / std_arr).reshape(3, 1, 1).astype(np.float32)
+
+    @classmethod
+    def for_bundle(cls, bundle) -> "Preprocessor":
+        return cls(bundle.height, bundle.width, bundle.mean, bundle.std, bundle.scale)
+
+    def resize_rgb(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """BGR uint8 HxWx3 -> RGB uint8 at the model's size."""
+        check_frame(frame_bgr)
+        h, w = frame_bgr.shape[:2]
+        if (h, w) != (self.height, self.width):
+            interp = self.interpolation
+            if interp is None:
+                interp = choose_interpolation((h, w), (self.height, self.width))
+            frame_bgr = cv2.resize(frame_bgr, (self.width, self.height), interpolation=interp)
+        return cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+
+    def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """One frame -> 3xHxW float32, normalized."""
+        rgb = self.resize_rgb(frame_bgr)
+        chw = rgb.transpose(2, 0, 1).astype(np.float32)
+        chw *= self._a
+        chw += self._b
+        return chw
+
+    def batch(self, frames_bgr: Sequence[np.ndarray]) -> np.ndarray:
+        """Several frames -> Nx3xHxW float32, contiguous."""
+        out = np.empty((len(frames_bgr), 3, self.height, self.width), dtype=np.float32)
+        for i, frame in enumerate(frames_bgr):
+            out[i] = self(frame)
+        return out
+
+
+def check_frame(frame: np.ndarray) -> None:
+    """Refuse what OpenCV would choke on, with a message instead of a crash."""
+    if frame is None or not isinstance(frame, np.ndarray):
+        raise BadFrame("frame is not an image array")
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise BadFrame("frame has shape {}, expected HxWx3".format(getattr(frame, "shape", None)))
+    if frame.shape[0] < 2 or frame.shape[1] < 2:
+        raise BadFrame("frame is too small ({}x{})".format(frame.shape[0], frame.shape[1]))
+    if frame.dtype != np.uint8:
+        raise BadFrame("frame dtype is {}, expected uint8".format(frame.dtype))
+
+
+class BadFrame(JistEdgeError):
+    """A frame that cannot be encoded; streams skip and count these."""

@@ -1,9 +1,9 @@
 """Camera frame (OpenCV BGR uint8) -> normalized NCHW float32, as the official model expects.
 
 The official pipeline resizes RGB images with PIL's antialiased bilinear filter. When
-shrinking, cv2.INTER_AREA is the closest OpenCV filter (measured against PIL on real
-photos in tests/test_preprocess.py, see the README); when enlarging, PIL's bilinear
-has no antialiasing and cv2.INTER_LINEAR is the same filter.
+shrinking both axes, cv2.INTER_AREA is the closest OpenCV filter (measured against PIL
+on real photos in tests/test_preprocess.py, see the README); when enlarging, PIL's
+bilinear has no antialiasing and cv2.INTER_LINEAR is nearly the same filter.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -17,8 +17,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def choose_interpolation(src_hw: Tuple[int, int], dst_hw: Tuple[int, int]) -> int:
-    """INTER_AREA when shrinking in either axis, INTER_LINEAR otherwise."""
-    if dst_hw[0] < src_hw[0] or dst_hw[1] < src_hw[1]:
+    """INTER_AREA when shrinking both axes, INTER_LINEAR otherwise (closest to PIL bilinear)."""
+    if dst_hw[0] < src_hw[0] and dst_hw[1] < src_hw[1]:
         return cv2.INTER_AREA
     return cv2.INTER_LINEAR
 

@@ -1,0 +1,134 @@
+"""`jist-edge run`: live localization from a camera, stream, video or image folder."""
+import os
+import sys
+from typing import Any, Dict, Optional
+
+import click
+
+from jist_edge import workspace
+from jist_edge.cli.common import echo_table, workspace_option
+from jist_edge.errors import JistEdgeError
+
+
+def resolve_model_and_map(model: Optional[str], map_dir: Optional[str], ws: Optional[str]):
+    """Default to the workspace and say which command makes what is missing."""
+    model = model or workspace.model_dir(ws)
+    map_dir = map_dir or workspace.map_dir(ws)
+    if not os.path.isdir(model):
+        raise JistEdgeError(
+            "no model bundle at {}: run `jist-edge export --checkpoint JIST_r18_512_seqgem.pth` "
+            "(or pass --model)".format(model))
+    if not os.path.isdir(map_dir):
+        raise JistEdgeError(
+            "no map at {}: run `jist-edge map build --video route.mp4 [--positions route.csv]` "
+            "(or pass --map)".format(map_dir))
+    return model, map_dir
+
+
+def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
+    echo("")
+    echo("Run summary ({} on {} encoder, map {} sequences, L={})".format(
+        info.get("matcher"), info.get("backend"), info.get("map_sequences"), info.get("seq_len")))
+    echo("  frames {}  ({} partial windows)  in {:.1f} s  ->  {} FPS".format(
+        summary["frames"], summary["partial"], summary["seconds"], summary["fps"]))
+    echo("  dropped {}  skipped {}  distinct places matched {}".format(
+        summary["dropped"], summary["skipped"], summary["distinct_places_matched"]))
+    rows = [(stage, v["p50"], v["p95"]) for stage, v in summary["latency_ms"].items()]
+    echo_table(["stage", "p50 ms", "p95 ms"], rows, out=echo)
+
+
+@click.command("run")
+@click.option("--model", type=click.Path(), default=None, help="Model bundle [default: <workspace>/model].")
+@click.option("--map", "map_dir", type=click.Path(), default=None, help="Map folder [default: <workspace>/map].")
+@click.option("--camera", default=None, metavar="URI",
+              help="Camera or stream: 0, /dev/video0, csi://0, rtsp://host/path.")
+@click.option("--video", type=click.Path(), default=None, help="A video file.")
+@click.option("--images", type=click.Path(), default=None, help="A folder of images (ordered by name).")
+@click.option("--top-k", default=1, show_default=True, type=click.IntRange(1, 100), help="Matches per frame.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Write one JSON line per frame here [default: stdout when it is not a terminal].")
+@click.option("--display", is_flag=True, help="Show frames with the match and latency drawn on them.")
+@click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many results.")
+@click.option("--backend", default="auto", show_default=True,
+              type=click.Choice(["auto", "onnxruntime", "tensorrt"]), help="Encoder backend.")
+@click.option("--ef", type=click.IntRange(1), default=None, help="hnswlib search ef [default: the map's].")
+@click.option("--exact", is_flag=True, help="Exact squared-L2 search instead of hnswlib.")
+@click.option("--realtime", is_flag=True, help="Pace files at their frame rate and drop frames like a camera.")
+@click.option("--max-retries", default=3, show_default=True, type=click.IntRange(0), help="Reopen attempts for a live source.")
+@click.option("--width", type=int, default=None, help="Camera capture width (csi:// and V4L2).")
+@click.option("--height", type=int, default=None, help="Camera capture height.")
+@click.option("--fps", type=int, default=None, help="Camera frame rate.")
+@click.option("--flip", type=int, default=None, help="CSI flip-method (0-7).")
+@click.option("--quiet", is_flag=True, help="No status line and no summary.")
+@workspace_option
+def command(model, map_dir, camera, video, images, top_k, output, display, max_frames, backend, ef, exact,
+            realtime, max_retries, width, height, fps, flip, quiet, workspace):
+    """Localize every frame of a camera, stream, video or image folder against a map.
+
+    One JSON line per frame (match, position, per-stage latency, drops) goes to
+    --output, or to stdout when stdout is not a terminal; on a terminal a live status
+    line shows FPS, latency and the current match. Ctrl-C stops cleanly with a summary.
+    """
+    from jist_edge.localizer import Localizer
+    from jist_edge.sinks import Display, JsonlSink, RunStats, StatusLine, display_problem
+
+    given = [(name, v) for name, v in (("--camera", camera), ("--video", video), ("--images", images)) if v is not None]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --camera, --video, --images")
+    uri = str(given[0][1])
+    if given[0][0] != "--camera" and not os.path.exists(uri):
+        raise JistEdgeError("{} not found: {}".format(given[0][0], uri))
+    model, map_dir = resolve_model_and_map(model, map_dir, workspace)
+    loc = Localizer.open(model, map_dir, backend=backend, top_k=top_k, ef=ef, exact=exact)
+    info = loc.describe()
+    json_to_stdout = output is None and not sys.stdout.isatty()
+    log = (lambda msg: click.echo(msg, err=True)) if json_to_stdout else click.echo
+    if not quiet:
+        log("jist-edge run: {} encoder on {}, map {} ({} sequences){}".format(
+            info["backend"], uri, map_dir, info["map_sequences"],
+            "  [RANDOM WEIGHTS: pipeline demo only]" if loc.bundle.random_init else ""))
+    viewer = None
+    if display:
+        problem = display_problem()
+        if problem:
+            log("--display skipped: " + problem)
+        else:
+            viewer = Display()
+    stats = RunStats()
+    status = StatusLine(sys.stderr if json_to_stdout else sys.stdout) if not quiet and (
+        sys.stderr.isatty() if json_to_stdout else sys.stdout.isatty()) else None
+    out_handle = None
+    try:
+        sink = None
+        if output is not None:
+            out_handle = open(output, "w")
+            sink = JsonlSink(out_handle)
+        elif json_to_stdout:
+            sink = JsonlSink(sys.stdout)
+        source_opts = dict(max_retries=max_retries, width=width, height=height, fps=fps, flip=flip)
+        try:
+            for result in loc.stream(uri, realtime=realtime, max_frames=max_frames, **source_opts):
+                stats(result)
+                if sink:
+                    sink(result)
+                if status:
+                    status(result)
+                if viewer is not None:
+                    viewer(result, loc.last_image)
+                    if viewer.stopped:
+                        break
+        except KeyboardInterrupt:
+            log("\ninterrupted: stopping")
+    finally:
+        if status:
+            status.close()
+        if viewer is not None:
+            viewer.close()
+        if out_handle is not None:
+            out_handle.close()
+        loc.close()
+    if not quiet:
+        print_summary(stats.summary(), info, log)
+    if stats.frames == 0:
+        raise JistEdgeError("no usable frame came from {} ({} skipped)".format(uri, stats.skipped))
+

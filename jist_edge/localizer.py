@@ -1,0 +1,180 @@
+"""The streaming pipeline as a Python API: frames in, place estimates out.
+
+    from jist_edge.localizer import Localizer
+    loc = Localizer.open("~/.jist-edge/model", "~/.jist-edge/map")
+    for result in loc.stream("csi://0"):
+        print(result.frame_index, result.best.position, result.latency["total"])
+
+Each frame is preprocessed and encoded once; its descriptor enters a ring of the last
+L descriptors; SeqGeM pools the ring (partial windows from the first frame on) and the
+matcher answers. The CLI's `run` and `demo` are thin shells over this class.
+"""
+import math
+import time
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+
+from jist_edge.backends import EncoderBackend, create_encoder
+from jist_edge.bundle import Bundle, load_bundle
+from jist_edge.descriptor_ring import DescriptorRing
+from jist_edge.preprocess import BadFrame, Preprocessor
+from jist_edge.seqgem import seqgem
+
+STAGES = ("capture_wait", "preprocess", "encode", "seqgem", "match")
+
+
+class Match(object):
+    """One map sequence: its id, squared-L2 distance, centre position and frames."""
+
+    __slots__ = ("seq_id", "distance", "position", "frames")
+
+    def __init__(self, seq_id: int, distance: float, position: Optional[Sequence[float]], frames: List[Any]) -> None:
+        self.seq_id = seq_id
+        self.distance = distance
+        self.position = position
+        self.frames = frames
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"seq_id": self.seq_id, "distance": self.distance, "position": self.position, "frames": self.frames}
+
+
+class Result(object):
+    """What the pipeline says about one frame."""
+
+    __slots__ = ("frame_index", "timestamp", "partial", "window", "matches", "latency", "dropped", "skipped",
+                 "descriptor", "name")
+
+    def __init__(self, frame_index: int, timestamp: float, partial: bool, window: int, matches: List[Match],
+                 latency: Dict[str, float], descriptor: np.ndarray, dropped: int = 0, skipped: int = 0,
+                 name: Optional[str] = None) -> None:
+        self.frame_index = frame_index
+        self.timestamp = timestamp
+        self.partial = partial
+        self.window = window
+        self.matches = matches
+        self.latency = latency
+        self.descriptor = descriptor
+        self.dropped = dropped
+        self.skipped = skipped
+        self.name = name
+
+    @property
+    def best(self) -> Optional[Match]:
+        return self.matches[0] if self.matches else None
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The JSON line `jist-edge run` writes per frame."""
+        return {
+            "frame": self.frame_index,
+            "timestamp": self.timestamp,
+            "name": self.name,
+            "partial": self.partial,
+            "window": self.window,
+            "match": self.best.to_dict() if self.best else None,
+            "top_k": [m.to_dict() for m in self.matches],
+            "latency_ms": {k: round(v, 3) for k, v in self.latency.items()},
+            "dropped": self.dropped,
+            "skipped": self.skipped,
+        }
+
+
+class Localizer(object):
+    """Bundle + map + encoder backend; ``process`` one frame or ``stream`` a source."""
+
+    def __init__(self, bundle: Bundle, place_map: Any, backend: str = "auto", top_k: int = 1,
+                 ef: Optional[int] = None, exact: bool = False, encoder: Optional[EncoderBackend] = None,
+                 seq_len: Optional[int] = None, **backend_options: Any) -> None:
+        from jist_edge.matcher import Matcher
+
+        self.bundle = bundle
+        self.place_map = place_map
+        self.top_k = max(1, min(int(top_k), place_map.count))
+        self.preprocess = Preprocessor.for_bundle(bundle)
+        self.encoder = encoder if encoder is not None else create_encoder(bundle, backend, **backend_options)
+        self.matcher = Matcher(place_map, ef=ef, exact=exact)
+        self.seq_len = int(seq_len or place_map.seq_len)
+        self.ring = DescriptorRing(self.seq_len, bundle.dim)
+        self.skipped = 0
+        self.last_image = None  # type: Optional[np.ndarray]
+
+    @classmethod
+    def open(cls, model_dir: str, map_dir: str, **options: Any) -> "Localizer":
+        """Verify the bundle and the map (and that they belong together), then open the encoder."""
+        from jist_edge.mapdb import load_map
+
+        bundle = load_bundle(model_dir)
+        return cls(bundle, load_map(map_dir, bundle=bundle), **options)
+
+    def reset(self) -> None:
+        """Forget the window (e.g. after a long gap in the stream)."""
+        self.ring.clear()
+
+    def process(self, image_bgr: np.ndarray, frame_index: int = 0, timestamp: Optional[float] = None,
+                capture_wait: float = 0.0, dropped: int = 0, name: Optional[str] = None) -> Result:
+        """One frame through preprocess -> encoder -> ring -> SeqGeM -> matcher. Raises BadFrame."""
+        t0 = time.perf_counter()
+        batch = self.preprocess(image_bgr)[None]
+        self.last_image = image_bgr  # for --display; a reference, not a copy
+        t1 = time.perf_counter()
+        descriptor = self.encoder.encode(batch)[0]
+        t2 = time.perf_counter()
+        self.ring.push(descriptor, frame_index)
+        pooled = seqgem(self.ring.window(), self.bundle.seqgem_p, self.bundle.seqgem_eps)
+        t3 = time.perf_counter()
+        ids, dists = self.matcher.query(pooled[None], k=self.top_k)
+        matches = self._matches(ids[0], dists[0])
+        t4 = time.perf_counter()
+        latency = {
+            "capture_wait": capture_wait * 1e3,
+            "preprocess": (t1 - t0) * 1e3,
+            "encode": (t2 - t1) * 1e3,
+            "seqgem": (t3 - t2) * 1e3,
+            "match": (t4 - t3) * 1e3,
+            "total": (t4 - t0) * 1e3,
+        }
+        return Result(frame_index, time.time() if timestamp is None else timestamp, not self.ring.full,
+                      len(self.ring), matches, latency, pooled, dropped, self.skipped, name)
+
+    def _matches(self, ids: np.ndarray, dists: np.ndarray) -> List[Match]:
+        positions = self.place_map.positions_of(ids)
+        out = []
+        for seq_id, dist, pos in zip(ids, dists, positions):
+            position = None if pos is None or any(math.isnan(v) for v in pos) else [float(v) for v in pos]
+            out.append(Match(int(seq_id), float(dist), position, self.place_map.frames_of(int(seq_id))))
+        return out
+
+    def stream(self, source: Union[str, Any], realtime: bool = False, max_frames: Optional[int] = None,
+               **source_options: Any) -> Iterator[Result]:
+        """Results for every usable frame of a source (URI or FrameSource); bad frames are skipped and counted."""
+        from jist_edge.capture import iter_frames
+        from jist_edge.sources import open_source
+
+        own = isinstance(source, str)
+        src = open_source(source, realtime=realtime, **source_options) if own else source
+        emitted = 0
+        try:
+            for frame, wait, dropped in iter_frames(src, realtime):
+                try:
+                    result = self.process(frame.image, frame.index, frame.timestamp, wait, dropped, frame.name)
+                except BadFrame:
+                    self.skipped += 1
+                    continue
+                result.skipped = self.skipped + getattr(src, "skipped", 0)
+                yield result
+                emitted += 1
+                if max_frames is not None and emitted >= max_frames:
+                    break
+        finally:
+            if own:
+                src.close()
+
+    def describe(self) -> Dict[str, Any]:
+        info = self.encoder.describe()
+        info.update({"bundle": self.bundle.path, "bundle_id": self.bundle.bundle_id, "map": self.place_map.path,
+                     "map_sequences": self.place_map.count, "seq_len": self.seq_len,
+                     "matcher": "exact" if self.matcher.exact else "hnswlib"})
+        return info
+
+    def close(self) -> None:
+        self.encoder.close()

@@ -1,0 +1,146 @@
+"""Where results go: JSON lines, a live terminal status line, a window, a run summary."""
+import json
+import os
+import sys
+import time
+from typing import IO, Any, Dict, List, Optional
+
+import numpy as np
+
+from jist_edge.localizer import STAGES, Result
+
+
+class JsonlSink(object):
+    """One JSON object per line; flushed per frame so a consumer can tail it live."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def __call__(self, result: Result) -> None:
+        self.stream.write(json.dumps(result.to_dict(), sort_keys=True) + "\n")
+        self.stream.flush()
+
+
+class StatusLine(object):
+    """A single rewritten terminal line: FPS, latency, current match."""
+
+    def __init__(self, stream: IO[str] = sys.stderr, every_s: float = 0.2) -> None:
+        self.stream = stream
+        self.every_s = every_s
+        self._last = 0.0
+        self._t0 = time.perf_counter()
+        self._n = 0
+
+    def __call__(self, result: Result) -> None:
+        self._n += 1
+        now = time.perf_counter()
+        if now - self._last < self.every_s:
+            return
+        self._last = now
+        fps = self._n / max(now - self._t0, 1e-9)
+        best = result.best
+        where = "-"
+        if best is not None:
+            where = "seq {} d={:.3f}".format(best.seq_id, best.distance)
+            if best.position:
+                where += " @ ({:.1f}, {:.1f})".format(best.position[0], best.position[1])
+        line = "frame {:>6}  {:5.1f} FPS  {:6.1f} ms  {}{}  drops {}".format(
+            result.frame_index, fps, result.latency["total"], where, " (partial)" if result.partial else "",
+            result.dropped)
+        self.stream.write("\r" + line[:150].ljust(100))
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def display_problem() -> Optional[str]:
+    """Why a window cannot be shown here, or None. cv2.imshow would abort without a display."""
+    import cv2
+
+    gui = [line for line in cv2.getBuildInformation().splitlines() if line.strip().startswith("GUI:")]
+    if gui and gui[0].split(":", 1)[1].strip().upper() in ("NONE", "NO", ""):
+        return "this OpenCV build has no GUI support (opencv-python-headless?)"
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display ($DISPLAY is not set)"
+    return None
+
+
+class Display(object):
+    """Shows each frame with the match and latency drawn on it; q or Esc stops."""
+
+    WINDOW = "jist-edge"
+
+    def __init__(self) -> None:
+        import cv2
+
+        self.cv2 = cv2
+        self.stopped = False
+
+    def __call__(self, result: Result, image: np.ndarray) -> None:
+        cv2 = self.cv2
+        canvas = image.copy()
+        best = result.best
+        lines = ["frame {}  {:.1f} ms".format(result.frame_index, result.latency["total"])]
+        if best is not None:
+            lines.append("seq {}  d={:.3f}{}".format(best.seq_id, best.distance, "  partial" if result.partial else ""))
+            if best.position:
+                lines.append("pos ({:.1f}, {:.1f})".format(best.position[0], best.position[1]))
+        for i, text in enumerate(lines):
+            cv2.putText(canvas, text, (10, 25 + 25 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 0), 2)
+        cv2.imshow(self.WINDOW, canvas)
+        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+            self.stopped = True
+
+    def close(self) -> None:
+        self.cv2.destroyAllWindows()
+
+
+def percentile(values: List[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+class RunStats(object):
+    """Collects per-frame numbers for the end-of-run summary (bounded: keeps the last 100k)."""
+
+    LIMIT = 100000
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.partial = 0
+        self.dropped = 0
+        self.skipped = 0
+        self.latency = {name: [] for name in STAGES + ("total",)}  # type: Dict[str, List[float]]
+        self.places = set()  # type: set
+        self._t0 = time.perf_counter()
+        self.elapsed = 0.0
+
+    def __call__(self, result: Result) -> None:
+        self.frames += 1
+        self.partial += int(result.partial)
+        self.dropped = result.dropped
+        self.skipped = result.skipped
+        for name, value in result.latency.items():
+            series = self.latency.setdefault(name, [])
+            if len(series) >= self.LIMIT:
+                del series[: self.LIMIT // 2]
+            series.append(value)
+        if result.best is not None and len(self.places) < self.LIMIT:
+            self.places.add(result.best.seq_id)
+        self.elapsed = time.perf_counter() - self._t0
+
+    def summary(self) -> Dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "partial": self.partial,
+            "seconds": round(self.elapsed, 3),
+            "fps": round(self.frames / self.elapsed, 2) if self.elapsed > 0 else None,
+            "dropped": self.dropped,
+            "skipped": self.skipped,
+            "distinct_places_matched": len(self.places),
+            "latency_ms": {
+                name: {"p50": round(percentile(v, 50), 3), "p95": round(percentile(v, 95), 3)}
+                for name, v in self.latency.items() if v
+            },
+        }

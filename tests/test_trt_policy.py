@@ -1,0 +1,92 @@
+"""The TensorRT decisions that are plain functions: API per version, precision, profile."""
+import pytest
+
+from jist_edge import trt_policy as tp
+from jist_edge.errors import JistEdgeError
+
+
+@pytest.mark.parametrize("version, api", [
+    ("8.0.1.6", tp.API_BINDINGS_V2),   # JetPack 4.6.0
+    ("8.2.1.8", tp.API_BINDINGS_V2),   # JetPack 4.6.1+ (Nano)
+    ("8.4.3", tp.API_BINDINGS_V2),
+    ("8.5.2.2", tp.API_NAMED_V3),      # JetPack 5.1
+    ("8.6.1", tp.API_NAMED_V3),
+    ("10.3.0", tp.API_NAMED_V3),       # JetPack 6
+    ("10.13.0.post1", tp.API_NAMED_V3),
+])
+def test_api_for_version(version, api):
+    assert tp.api_for_version(version) == api
+
+
+def test_other_version_switches():
+    assert tp.workspace_api_for_version("8.2.1") == "max_workspace_size"
+    assert tp.workspace_api_for_version("8.4.1") == "memory_pool_limit"
+    assert tp.workspace_api_for_version("10.3.0") == "memory_pool_limit"
+    assert tp.precision_constraint_flag("8.0.1") == "STRICT_TYPES"
+    assert tp.precision_constraint_flag("8.2.1") == "OBEY_PRECISION_CONSTRAINTS"
+    assert tp.needs_explicit_batch_flag("8.2.1") and not tp.needs_explicit_batch_flag("10.0.1")
+    assert tp.int8_method_for_version("8.2.1") == "calibrator"
+    assert tp.int8_method_for_version("8.6.1") == "calibrator"
+    assert tp.int8_method_for_version("10.3.0") == "qdq"
+    assert tp.uses_calibration_profile("8.5.2") and not tp.uses_calibration_profile("10.0.0")
+
+
+@pytest.mark.parametrize("bad", ["7.1.3", "6.0"])
+def test_old_tensorrt_refused(bad):
+    with pytest.raises(JistEdgeError, match="8.0 or newer"):
+        tp.api_for_version(bad)
+
+
+def test_unreadable_version():
+    with pytest.raises(JistEdgeError, match="version"):
+        tp.parse_version("unknown")
+
+
+def test_int8_refused_without_fast_int8_names_fp16():
+    with pytest.raises(JistEdgeError) as info:
+        tp.resolve_precision("int8", fast_fp16=True, fast_int8=False, device="NVIDIA Tegra X1")
+    message = str(info.value)
+    assert "FP16 is the Nano's precision" in message and "--force" in message
+    assert "\n" not in message
+
+
+def test_int8_forced_and_where_fast():
+    forced = tp.resolve_precision("int8", fast_fp16=True, fast_int8=False, force=True)
+    assert forced.int8 and forced.fp16 and forced.notes
+    fast = tp.resolve_precision("int8", fast_fp16=True, fast_int8=True)
+    assert fast.name == "int8" and fast.int8 and not fast.notes
+
+
+def test_best_policy():
+    nano = tp.resolve_precision("best", fast_fp16=True, fast_int8=False)
+    assert (nano.name, nano.fp16, nano.int8) == ("fp16", True, False)
+    orin = tp.resolve_precision("best", fast_fp16=True, fast_int8=True)
+    assert (orin.name, orin.fp16, orin.int8) == ("int8", True, True)
+    old = tp.resolve_precision("best", fast_fp16=False, fast_int8=False)
+    assert (old.name, old.fp16, old.int8) == ("fp32", False, False)
+    assert not old.pin_fp32_head and nano.pin_fp32_head and orin.pin_fp32_head
+
+
+def test_fp32_and_fp16_and_unknown():
+    assert not tp.resolve_precision("FP32", True, True).pin_fp32_head
+    plan = tp.resolve_precision("fp16", fast_fp16=False, fast_int8=False)
+    assert plan.fp16 and plan.notes  # allowed, with a note
+    with pytest.raises(JistEdgeError, match="--precision"):
+        tp.resolve_precision("int4", True, True)
+
+
+def test_profile_and_workspace():
+    prof = tp.batch_profile((3, 96, 128), 5)
+    assert prof == {"min": (1, 3, 96, 128), "opt": (1, 3, 96, 128), "max": (5, 3, 96, 128)}
+    with pytest.raises(JistEdgeError, match="--max-batch"):
+        tp.batch_profile((3, 96, 128), 0)
+    assert tp.workspace_bytes(tp.DEFAULT_WORKSPACE_MIB) == 256 * 1024 * 1024
+    with pytest.raises(JistEdgeError, match="--workspace"):
+        tp.workspace_bytes(4)
+
+
+def test_split_batches_cover_everything_once():
+    chunks = tp.split_batches(12, 5)
+    assert chunks == [(0, 5), (5, 10), (10, 12)]
+    assert tp.split_batches(0, 5) == []
+    assert sum(b - a for a, b in tp.split_batches(101, 7)) == 101

@@ -114,3 +114,32 @@ def test_timing_cache_path_depends_on_trt_and_gpu(tmp_path):
     b = ec.timing_cache_path(str(tmp_path), "8.2.1.8", "8.7")
     c = ec.timing_cache_path(str(tmp_path), "10.3.0", "5.3")
     assert len({a, b, c}) == 3
+
+
+def _bundle(encoder_sha="e" * 64, seq_len=5):
+    from jist_edge.bundle import Bundle, bundle_identity, make_manifest
+
+    manifest = make_manifest(96, 128, seq_len, 512, 3.0, 3.0, 18, True, {"test": "1"})
+    manifest["files"] = {"encoder.onnx": {"sha256": encoder_sha, "bytes": 1},
+                         "sequence.onnx": {"sha256": "s" * 64, "bytes": 1}}
+    manifest["bundle_id"] = bundle_identity(manifest)
+    return Bundle("/nowhere", manifest)
+
+
+PLATFORM = {"tensorrt": "8.2.1.8", "gpu": "NVIDIA Tegra X1", "compute_capability": "5.3"}
+
+
+def test_expected_header_from_bundle():
+    from jist_edge import engine_build
+
+    enc = engine_build.expected_for(_bundle(), "encoder", "fp16", PLATFORM)
+    assert enc["input_shape"] == [3, 96, 128]
+    assert enc["profile"]["max"] == [5, 3, 96, 128] and enc["profile"]["opt"][0] == 1
+    assert enc["onnx_sha256"] == "e" * 64
+    seq = engine_build.expected_for(_bundle(), "sequence", "fp16", PLATFORM)
+    assert seq["input_shape"] == [5, 3, 96, 128] and seq["profile"]["max"][0] == 1
+    # a re-exported bundle changes the ONNX hash and the identity: both named
+    reexport = engine_build.expected_for(_bundle(encoder_sha="f" * 64), "encoder", "fp16", PLATFORM)
+    assert ec.check_header(enc, reexport) == ["onnx_sha256", "bundle_id"]
+    bigger = engine_build.expected_for(_bundle(), "encoder", "fp16", PLATFORM, max_batch=8)
+    assert ec.check_header(enc, bigger) == ["profile"]

@@ -86,6 +86,10 @@ def build(
         onnx_path = os.path.join(bundle.path, MODELS[model])
         extra = {"workspace_mib": int(workspace_mib), "precision_requested": precision}
         calibrator = None
+        if plan.int8 and int8_source is None and precision == "best":
+            log("best would use INT8 on {} but no calibration data was given: building FP16".format(platform["gpu"]))
+            plan = trt_policy.resolve_precision("fp16", platform["fast_fp16"], platform["fast_int8"])
+            expected = expected_for(bundle, model, plan.name, platform, max_batch)
         if plan.int8:
             if int8_source is None:
                 raise JistEdgeError(
@@ -142,6 +146,9 @@ def load_or_build(
     try:
         return engine_cache.load_engine_bytes(path, expected), engine_cache.read_header(path)
     except JistEdgeError as exc:
+        if plan.int8 and precision == "best":
+            log("{}; using FP16 (INT8 engines are built with `jist-edge engine build --calibration`)".format(exc))
+            return load_or_build(bundle, "fp16", no_build, cache_dir, max_batch, workspace_mib, device, log)
         if no_build or plan.int8:
             raise
         log("{}; rebuilding".format(exc))

@@ -1,0 +1,147 @@
+"""Checkpoint (or random weights) -> verified bundle: encoder.onnx, sequence.onnx, manifest.json.
+
+Nothing reaches ``out_dir`` until both graphs are exported and have passed the parity
+checks; ``jist_edge.bundle.write_bundle`` then swaps the finished folder in atomically
+and refuses to replace a different bundle unless ``force``.
+"""
+import os
+import platform
+import shutil
+import tempfile
+import time
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+
+import torch
+
+from jist_edge import __version__
+from jist_edge.bundle import ENCODER_FILE, SEQUENCE_FILE, Bundle, make_manifest, write_bundle
+from jist_edge.errors import JistEdgeError
+from jist_edge.export.checkpoint import load_checkpoint
+from jist_edge.export.model import DESCRIPTOR_DIM, FrameEncoder, JistModel, SequenceEncoder, build_model
+from jist_edge.export.onnx_export import DEFAULT_OPSET, example_inputs, export_onnx, exporter_description
+from jist_edge.export.parity import check_parity
+
+DEFAULT_IMG_SIZE = (480, 640)
+DEFAULT_SEQ_LEN = 5
+RANDOM_WARNING = "RANDOM WEIGHTS: this bundle demonstrates the pipeline only; its descriptors do not recognize places"
+
+# the steps reported to ``progress``, in order
+STEPS = ("build model", "export encoder", "export sequence", "parity", "write")
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(step: str, index: int, total: int) -> None:
+    pass
+
+
+def _validate(img_size: Sequence[int], seq_len: int) -> None:
+    if len(img_size) != 2 or min(img_size) < 32:
+        raise JistEdgeError("--img-size must be two numbers H W, each at least 32, got {}".format(list(img_size)))
+    if seq_len < 1:
+        raise JistEdgeError("--seq-len must be at least 1, got {}".format(seq_len))
+
+
+def tool_versions(opset: int) -> Dict[str, str]:
+    import onnx
+    import onnxruntime
+
+    return {
+        "jist_edge": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "exporter": exporter_description(opset),
+    }
+
+
+def prepare_model(
+    checkpoint: Optional[str], random_init: bool, seed: int, gem_p: Optional[float], seqgem_p: Optional[float]
+) -> Tuple[JistModel, Optional[Dict[str, Any]]]:
+    """The model to export and the checkpoint record (None for random weights)."""
+    if (checkpoint is None) == (not random_init):
+        raise JistEdgeError("give exactly one of --checkpoint PATH or --random-init")
+    if random_init:
+        return build_model(random_init=True, seed=seed, gem_p=gem_p, seqgem_p=seqgem_p), None
+    model = build_model(random_init=False)
+    record = load_checkpoint(model, checkpoint)
+    return model, record
+
+
+def export_bundle(
+    out_dir: str,
+    checkpoint: Optional[str] = None,
+    random_init: bool = False,
+    seed: int = 0,
+    img_size: Sequence[int] = DEFAULT_IMG_SIZE,
+    seq_len: int = DEFAULT_SEQ_LEN,
+    opset: Optional[int] = None,
+    force: bool = False,
+    gem_p: Optional[float] = None,
+    seqgem_p: Optional[float] = None,
+    progress: Optional[Progress] = None,
+) -> Bundle:
+    """Export, check parity, write the bundle into ``out_dir``; returns the loaded Bundle.
+
+    ``progress(step, index, total)`` is called as each of STEPS starts. ``out_dir`` is
+    left as it was on any error.
+    """
+    report = progress or _no_progress
+    opset = DEFAULT_OPSET if opset is None else int(opset)
+    exporter_description(opset)  # validates the opset before any work
+    _validate(img_size, seq_len)
+    height, width = int(img_size[0]), int(img_size[1])
+    timings = {}  # type: Dict[str, float]
+    started = time.perf_counter()
+
+    def step(index: int) -> float:
+        report(STEPS[index], index + 1, len(STEPS))
+        return time.perf_counter()
+
+    t = step(0)
+    model, record = prepare_model(checkpoint, random_init, seed, gem_p, seqgem_p)
+    timings["build_model_s"] = time.perf_counter() - t
+
+    staging = tempfile.mkdtemp(prefix="jist-edge-export-")
+    try:
+        enc_path = os.path.join(staging, ENCODER_FILE)
+        seq_path = os.path.join(staging, SEQUENCE_FILE)
+        frames, sequences = example_inputs(height, width, seq_len)
+
+        t = step(1)
+        export_onnx(FrameEncoder(model), frames, enc_path, "frames", "descriptors", "N", opset)
+        timings["export_encoder_s"] = time.perf_counter() - t
+
+        t = step(2)
+        export_onnx(SequenceEncoder(model, seq_len, height, width), sequences, seq_path, "sequences", "descriptors", "B", opset)
+        timings["export_sequence_s"] = time.perf_counter() - t
+
+        t = step(3)
+        parity = check_parity(model, enc_path, seq_path, height, width, seq_len, seed=seed)
+        timings["parity_s"] = time.perf_counter() - t
+
+        t = step(4)
+        manifest = make_manifest(
+            height=height,
+            width=width,
+            seq_len=seq_len,
+            dim=DESCRIPTOR_DIM,
+            gem_p=model.gem_p,
+            seqgem_p=model.seqgem_p,
+            opset=opset,
+            random_init=bool(random_init),
+            tools=tool_versions(opset),
+            seed=int(seed) if random_init else None,
+            checkpoint=record,
+            parity=parity,
+            seqgem_eps=model.seq_gem.eps,
+        )
+        if random_init:
+            manifest["warning"] = RANDOM_WARNING
+        timings["total_before_write_s"] = time.perf_counter() - started
+        manifest["export"] = {"seconds": {k: round(v, 3) for k, v in timings.items()}}
+        bundle = write_bundle(out_dir, {ENCODER_FILE: enc_path, SEQUENCE_FILE: seq_path}, manifest, force)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return bundle

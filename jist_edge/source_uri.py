@@ -1,0 +1,176 @@
+"""Source URIs in the style jetson-inference users know, parsed without opening anything.
+
+    0, 1, /dev/video0, v4l2:///dev/video0   USB / V4L2 camera      kind "camera"
+    csi://0[?width=..&height=..&fps=..&flip=..]  Jetson CSI camera  kind "csi"
+    rtsp://host/path, rtsps://...           network stream         kind "rtsp"
+    route.mp4, file:///data/route.avi       video file             kind "video"
+    images/, file:///data/images            folder of images       kind "images"
+
+Parsing only looks at the file system to tell a folder from a video file, so it is
+cheap to call from a CLI before anything is opened.
+"""
+import os
+import re
+from typing import Any, Dict, Optional, Union
+
+import cv2
+
+from jist_edge.errors import JistEdgeError
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".webm", ".wmv", ".flv",
+                    ".h264", ".h265", ".264", ".ts", ".mts", ".mjpeg", ".mjpg", ".ogv", ".3gp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
+                    ".pnm", ".jp2", ".sr", ".ras")
+SOURCE_KINDS = ("camera", "csi", "rtsp", "video", "images")
+LIVE_KINDS = ("camera", "csi", "rtsp")
+
+# Defaults of jetson-inference's CSI input: 1280x720 at 30 fps, no flip.
+CSI_DEFAULTS = {"width": 1280, "height": 720, "fps": 30, "flip": 0}
+_CSI_OPTION_NAMES = ("width", "height", "fps", "flip")
+
+
+class SourceSpec(object):
+    """What a URI names: ``kind`` (one of SOURCE_KINDS), camera ``device`` number or
+    None, ``path`` (device node, file, folder or stream URL) and ``options`` (ints
+    given in a csi:// query string)."""
+
+    __slots__ = ("uri", "kind", "device", "path", "options")
+
+    def __init__(self, uri: str, kind: str, device: Optional[int] = None, path: Optional[str] = None,
+                 options: Optional[Dict[str, int]] = None) -> None:
+        self.uri = uri
+        self.kind = kind
+        self.device = device
+        self.path = path
+        self.options = dict(options or {})
+
+    @property
+    def live(self) -> bool:
+        """Cameras and streams deliver frames in real time and can disconnect."""
+        return self.kind in LIVE_KINDS
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, SourceSpec) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "SourceSpec(kind={!r}, device={!r}, path={!r}, options={!r})".format(
+            self.kind, self.device, self.path, self.options)
+
+
+def parse_source_uri(uri: Union[str, int]) -> SourceSpec:
+    """URI -> SourceSpec; raises JistEdgeError for what is malformed, not for what is missing."""
+    if isinstance(uri, bool) or not isinstance(uri, (str, int)):
+        raise JistEdgeError("source must be a camera number, device, URL or path, not {!r}".format(uri))
+    if isinstance(uri, int):
+        return _camera_spec(str(uri), uri)
+    text = uri.strip()
+    if not text:
+        raise JistEdgeError("source is empty: give a camera number, device, URL or path")
+    if re.match(r"^\d+$", text):
+        return _camera_spec(uri, int(text))
+    scheme_match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", text)
+    if scheme_match:
+        scheme, rest = scheme_match.group(1).lower(), scheme_match.group(2)
+        if scheme == "csi":
+            return _csi_spec(uri, rest)
+        if scheme in ("rtsp", "rtsps"):
+            if not rest:
+                raise JistEdgeError("source {!r}: the stream URL has no host".format(uri))
+            return SourceSpec(uri, "rtsp", path=text)
+        if scheme == "v4l2":
+            spec = _device_path_spec(uri, rest) if rest.startswith("/") else None
+            if spec is None and re.match(r"^\d+$", rest):
+                spec = _camera_spec(uri, int(rest))
+            if spec is None:
+                raise JistEdgeError("source {!r}: expected v4l2:///dev/videoN or v4l2://N".format(uri))
+            return spec
+        if scheme == "file":
+            if not rest:
+                raise JistEdgeError("source {!r}: the file URL has no path".format(uri))
+            return _path_spec(uri, rest)
+        raise JistEdgeError("source {!r}: unsupported scheme {}:// (use a camera number, /dev/videoN, "
+                            "csi://N, rtsp://..., a video file or an image folder)".format(uri, scheme))
+    if text.startswith("/dev/"):
+        return _device_path_spec(uri, text)
+    return _path_spec(uri, text)
+
+
+def _camera_spec(uri: str, index: int) -> SourceSpec:
+    if index < 0:
+        raise JistEdgeError("source {!r}: camera number must be 0 or more".format(uri))
+    return SourceSpec(uri, "camera", device=index, path="/dev/video{}".format(index))
+
+
+def _device_path_spec(uri: str, path: str) -> SourceSpec:
+    m = re.match(r"^/dev/video(\d+)$", path)
+    return SourceSpec(uri, "camera", device=int(m.group(1)) if m else None, path=path)
+
+
+def _csi_spec(uri: str, rest: str) -> SourceSpec:
+    sensor, _, query = rest.partition("?")
+    if not re.match(r"^\d+$", sensor):
+        raise JistEdgeError("source {!r}: expected csi://N with a sensor number, e.g. csi://0".format(uri))
+    options = {}  # type: Dict[str, int]
+    for item in filter(None, query.split("&")):
+        key, _, value = item.partition("=")
+        if key not in _CSI_OPTION_NAMES:
+            raise JistEdgeError("source {!r}: unknown option {!r} (known: {})".format(
+                uri, key, ", ".join(_CSI_OPTION_NAMES)))
+        if not re.match(r"^\d+$", value):
+            raise JistEdgeError("source {!r}: option {} needs a whole number, got {!r}".format(uri, key, value))
+        options[key] = int(value)
+    return SourceSpec(uri, "csi", device=int(sensor), options=options)
+
+
+def _path_spec(uri: str, path: str) -> SourceSpec:
+    path = os.path.expanduser(path)
+    if os.path.isdir(path):
+        return SourceSpec(uri, "images", path=path)
+    if path.endswith(("/", os.sep)):
+        return SourceSpec(uri, "images", path=path.rstrip("/" + os.sep) or path)
+    return SourceSpec(uri, "video", path=path)
+
+
+def opencv_has_gstreamer() -> bool:
+    """True when this cv2 was built with GStreamer (JetPack's is; pip wheels are not)."""
+    return _build_flag("GStreamer")
+
+
+def opencv_has_ffmpeg() -> bool:
+    return _build_flag("FFMPEG")
+
+
+def _build_flag(name: str) -> bool:
+    for line in cv2.getBuildInformation().splitlines():
+        key, _, value = line.strip().partition(":")
+        if key.strip() == name:
+            return value.strip().upper().startswith("YES")
+    return False
+
+
+def gstreamer_missing_message(uri: str) -> str:
+    """Why csi:// cannot work here, and what to install instead."""
+    where = getattr(cv2, "__file__", None) or "unknown location"
+    return ("{}: CSI cameras need OpenCV built with GStreamer, but this OpenCV {} ({}) has no GStreamer "
+            "support. On a Jetson use JetPack's system OpenCV (sudo apt install python3-opencv, or "
+            "nvidia-opencv) and remove pip's build that shadows it: pip3 uninstall opencv-python "
+            "opencv-python-headless opencv-contrib-python").format(uri, cv2.__version__, where)
+
+
+def csi_pipeline(sensor_id: int, width: int, height: int, fps: int, flip: int) -> str:
+    """nvarguscamerasrc -> BGR appsink that keeps only the newest buffer (no seconds of lag)."""
+    if not 0 <= flip <= 7:
+        raise JistEdgeError("csi://{}: flip must be an nvvidconv flip-method 0-7, got {}".format(sensor_id, flip))
+    for name, value in (("width", width), ("height", height), ("fps", fps)):
+        if value <= 0:
+            raise JistEdgeError("csi://{}: {} must be positive, got {}".format(sensor_id, name, value))
+    return ("nvarguscamerasrc sensor-id={} ! "
+            "video/x-raw(memory:NVMM),width={},height={},framerate={}/1 ! "
+            "nvvidconv flip-method={} ! video/x-raw,format=BGRx ! videoconvert ! "
+            "video/x-raw,format=BGR ! appsink drop=true max-buffers=1").format(sensor_id, width, height, fps, flip)
+
+
+def rtsp_gstreamer_pipeline(url: str) -> str:
+    """Low-latency RTSP: no jitter buffer delay, appsink keeps only the newest frame."""
+    return ("rtspsrc location={} latency=0 ! decodebin ! videoconvert ! video/x-raw,format=BGR ! "
+            "appsink drop=true max-buffers=1 sync=false").format(url)

@@ -1,6 +1,6 @@
 """One captured frame, and the rules that turn whatever a source delivers into BGR uint8.
 
-Decisions (documented in the README's sources section):
+Decisions:
 - grey frames (HxW or HxWx1) are converted to BGR by repeating the channel, which is
   what the official pipeline's PIL ``convert("RGB")`` does for grey images; they count
   in ``converted``, not ``skipped``.

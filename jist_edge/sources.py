@@ -465,7 +465,8 @@ def call_with_timeout(fn: Callable[[], Any], timeout_s: float, what: str) -> Any
 
 
 def _capture_with_timeouts(target: Union[int, str], api: int, timeout_s: float) -> Any:
-    """VideoCapture with open/read timeouts where this OpenCV has them (4.5.2+; JetPack's 4.1 does not)."""
+    """FFmpeg VideoCapture with open/read timeouts where this OpenCV has them (4.5.2+; JetPack's 4.1
+    does not), so a dead stream ends a read instead of hanging it."""
     props = []  # type: List[int]
     ms = int(timeout_s * 1000)
     for name in ("CAP_PROP_OPEN_TIMEOUT_MSEC", "CAP_PROP_READ_TIMEOUT_MSEC"):
@@ -479,8 +480,8 @@ def _capture_with_timeouts(target: Union[int, str], api: int, timeout_s: float) 
     return cv2.VideoCapture(target, api)
 
 
-def _camera_opener(spec: SourceSpec, width: Optional[int], height: Optional[int], fps: Optional[float],
-                   timeout_s: float) -> Callable[[], Any]:
+def _camera_opener(spec: SourceSpec, width: Optional[int], height: Optional[int],
+                   fps: Optional[float]) -> Callable[[], Any]:
     linux = sys.platform.startswith("linux")
     name = _camera_name(spec)
 
@@ -491,7 +492,9 @@ def _camera_opener(spec: SourceSpec, width: Optional[int], height: Optional[int]
         target = spec.device if spec.device is not None else spec.path
         cap = None
         for api in ((cv2.CAP_V4L2, cv2.CAP_ANY) if linux else (cv2.CAP_ANY,)):
-            cap = _capture_with_timeouts(target, api, timeout_s)
+            # No timeout parameters here: a backend that does not know one refuses to open
+            # ("unsupported parameters ... Bailout"); call_with_timeout bounds the open.
+            cap = cv2.VideoCapture(target, api)
             if cap.isOpened():
                 break
             cap.release()
@@ -601,7 +604,7 @@ def open_source(uri: Union[str, int], realtime: bool = False, max_retries: int =
         source = VideoFileSource(spec.path, int(stride), fps, flip, on_skip)
     elif spec.kind == "camera":
         name = _camera_name(spec)
-        source = LiveCaptureSource(name, _camera_opener(spec, width, height, fps, open_timeout_s), flip=flip,
+        source = LiveCaptureSource(name, _camera_opener(spec, width, height, fps), flip=flip,
                                    description=name + _mode_text(width, height, fps), **live_opts)
     elif spec.kind == "csi":
         if not opencv_has_gstreamer():

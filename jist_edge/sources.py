@@ -286,6 +286,9 @@ class VideoFileSource(_CaptureSource):
                 if ok and index % self.stride == 0:
                     got, image = cap.retrieve()
                     image = image if got else None
+                if self.closed:  # close() gave up waiting for this read: release here
+                    self._release()
+                    return
             if not ok:
                 failures += 1
                 if failures >= MAX_CONSECUTIVE_READ_FAILURES or (
@@ -375,11 +378,11 @@ class LiveCaptureSource(_CaptureSource):
                 if ok and index % self.stride == 0:
                     got, image = cap.retrieve()
                     image = image if got else None
-                if not ok and not self.closed:
+                if not ok or self.closed:  # closed: close() may have given up waiting for this read
                     self._release()
+            if self.closed:
+                return
             if not ok:
-                if self.closed:
-                    return
                 log.warning("%s stopped delivering frames; reconnecting", self.name)
                 if not self._reconnect():
                     return

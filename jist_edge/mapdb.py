@@ -1,0 +1,438 @@
+"""Map folders: sequence descriptors + hnswlib index + metadata, verified before use.
+
+A corrupt hnswlib file can load and then segfault at query time, and one written
+with another dim or space loads silently with wrong answers (DESIGN.md). So
+``load_map`` checks the manifest schema, then size and sha256 of every file, and
+only then lets numpy or hnswlib open anything.
+
+Layout of a map folder::
+
+    manifest.json            counts, dim, L, space, index params, bundle identity, checksums
+    index.hnsw               hnswlib index (space l2 = squared L2), labels = sequence ids
+    sequences.npy            (S, D) float32 (or float16 with --fp16) sequence descriptors
+    frame_descriptors.npy    (F, D) float32, one per encoded frame (rebuilds with another L)
+    frame_positions.npy      (F, 2) float64 easting/northing in metres, NaN when unknown
+    frame_info.json          per frame: source index, source name, timestamp
+    sequence_frames.npy      (S, L) int64 rows into the frame table
+    sequence_positions.npy   (S, 2) float64 centre position of each sequence, NaN when unknown
+"""
+import datetime
+import os
+import platform
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from jist_edge import __version__
+from jist_edge.errors import IntegrityError, JistEdgeError
+from jist_edge.fileio import file_record, read_json, staged_directory, verify_files, write_json_atomic
+
+FORMAT = "jist-edge-map"
+FORMAT_VERSION = 1
+SPACE = "l2"
+MANIFEST_FILE = "manifest.json"
+INDEX_FILE = "index.hnsw"
+SEQUENCES_FILE = "sequences.npy"
+FRAME_DESCRIPTORS_FILE = "frame_descriptors.npy"
+FRAME_POSITIONS_FILE = "frame_positions.npy"
+FRAME_INFO_FILE = "frame_info.json"
+SEQUENCE_FRAMES_FILE = "sequence_frames.npy"
+SEQUENCE_POSITIONS_FILE = "sequence_positions.npy"
+DATA_FILES = (
+    INDEX_FILE, SEQUENCES_FILE, FRAME_DESCRIPTORS_FILE, FRAME_POSITIONS_FILE,
+    FRAME_INFO_FILE, SEQUENCE_FRAMES_FILE, SEQUENCE_POSITIONS_FILE,
+)
+DEFAULT_SEED = 100
+
+_SCHEMA = {
+    "format": str,
+    "format_version": int,
+    "created": str,
+    "seq_len": int,
+    "dim": int,
+    "space": str,
+    "counts": dict,
+    "index": dict,
+    "storage": dict,
+    "bundle": dict,
+    "files": dict,
+    "tools": dict,
+}
+_COUNTS = ("frames", "sequences")
+_INDEX = ("library", "M", "ef_construction", "random_seed")
+
+
+class FrameTable(object):
+    """What is known about each encoded frame, row-aligned with the frame descriptors."""
+
+    def __init__(
+        self,
+        indices: Sequence[int],
+        names: Sequence[str],
+        timestamps: Sequence[Optional[float]],
+        positions: np.ndarray,
+    ) -> None:
+        self.indices = [int(i) for i in indices]
+        self.names = [str(n) for n in names]
+        self.timestamps = [None if t is None else float(t) for t in timestamps]
+        self.positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+        n = len(self.indices)
+        if not (len(self.names) == len(self.timestamps) == self.positions.shape[0] == n):
+            raise ValueError("frame table columns differ in length")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def take(self, rows: Sequence[int]) -> "FrameTable":
+        rows = [int(r) for r in rows]
+        return FrameTable(
+            [self.indices[r] for r in rows], [self.names[r] for r in rows],
+            [self.timestamps[r] for r in rows], self.positions[rows] if rows else np.zeros((0, 2)),
+        )
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"index": self.indices, "name": self.names, "timestamp": self.timestamps}
+
+
+def window_rows(frame_count: int, seq_len: int) -> np.ndarray:
+    """(S, L) frame rows of every window of L consecutive frames, one per start frame."""
+    starts = np.arange(frame_count - seq_len + 1, dtype=np.int64)
+    return starts[:, None] + np.arange(seq_len, dtype=np.int64)[None, :]
+
+
+def centre_positions(frame_positions: np.ndarray, seq_frames: np.ndarray) -> np.ndarray:
+    """The middle frame's position; the mean of the known ones when it has none; else NaN."""
+    seq_len = seq_frames.shape[1]
+    centre = frame_positions[seq_frames[:, seq_len // 2]].copy()
+    missing = np.isnan(centre).any(axis=1)
+    for s in np.nonzero(missing)[0]:
+        window = frame_positions[seq_frames[s]]
+        known = window[~np.isnan(window).any(axis=1)]
+        if len(known):
+            centre[s] = known.mean(axis=0)
+    return centre
+
+
+class PlaceMap(object):
+    """A verified map: descriptors in memory, the hnswlib index opened on first use."""
+
+    def __init__(self, path: str, manifest: Dict[str, Any], descriptors: np.ndarray, frames: FrameTable,
+                 sequence_frames: np.ndarray, sequence_positions: np.ndarray) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.seq_len = int(manifest["seq_len"])  # type: int
+        self.dim = int(manifest["dim"])  # type: int
+        self.count = int(manifest["counts"]["sequences"])  # type: int
+        self.bundle_id = str(manifest["bundle"]["bundle_id"])  # type: str
+        self.space = str(manifest["space"])
+        self.descriptors = descriptors
+        self.frames = frames
+        self.sequence_frames = sequence_frames
+        self.sequence_positions = sequence_positions
+        self._frame_descriptors = None  # type: Optional[np.ndarray]
+        self._index = None  # type: Any
+
+    @property
+    def index_path(self) -> str:
+        return os.path.join(self.path, INDEX_FILE)
+
+    @property
+    def has_positions(self) -> bool:
+        return bool(np.isfinite(self.frames.positions).all(axis=1).any())
+
+    @property
+    def frame_descriptors(self) -> np.ndarray:
+        """(F, D) float32, memory-mapped: only rebuilds and checks read it."""
+        if self._frame_descriptors is None:
+            arr = np.load(os.path.join(self.path, FRAME_DESCRIPTORS_FILE), mmap_mode="r", allow_pickle=False)
+            self._frame_descriptors = arr
+        return self._frame_descriptors
+
+    def positions_of(self, seq_ids: Any) -> np.ndarray:
+        """Centre position (easting, northing) of each sequence id; NaN when unknown or id < 0."""
+        ids = np.asarray(seq_ids, dtype=np.int64)
+        out = np.full(ids.shape + (2,), np.nan, dtype=np.float64)
+        valid = (ids >= 0) & (ids < self.count)
+        out[valid] = self.sequence_positions[ids[valid]]
+        return out
+
+    def frames_of(self, seq_id: int) -> List[Dict[str, Any]]:
+        """The L frames of one sequence: row, source index, name, timestamp, position."""
+        if not 0 <= int(seq_id) < self.count:
+            raise JistEdgeError("sequence id {} is outside the map (0..{})".format(seq_id, self.count - 1))
+        out = []
+        for row in self.sequence_frames[int(seq_id)]:
+            row = int(row)
+            pos = self.frames.positions[row]
+            out.append({
+                "row": row,
+                "index": self.frames.indices[row],
+                "name": self.frames.names[row],
+                "timestamp": self.frames.timestamps[row],
+                "position": None if np.isnan(pos).any() else [float(pos[0]), float(pos[1])],
+            })
+        return out
+
+    def hnsw_index(self) -> Any:
+        """The hnswlib index, opened once; its files were verified by ``load_map``."""
+        if self._index is None:
+            self._index = open_hnsw(self.index_path, self.dim, self.count, self.descriptors)
+        return self._index
+
+    def summary(self) -> Dict[str, Any]:
+        m = self.manifest
+        positioned = int(np.isfinite(self.frames.positions).all(axis=1).sum())
+        extent = None
+        if positioned:
+            known = self.frames.positions[np.isfinite(self.frames.positions).all(axis=1)]
+            extent = [float(v) for v in (known.max(axis=0) - known.min(axis=0))]
+        return {
+            "path": self.path,
+            "bundle_id": self.bundle_id,
+            "bundle_path": m["bundle"].get("path"),
+            "random_init": m["bundle"].get("random_init"),
+            "seq_len": self.seq_len,
+            "dim": self.dim,
+            "space": self.space,
+            "sequences": self.count,
+            "frames": len(self.frames),
+            "skipped_frames": m["counts"].get("skipped_frames", 0),
+            "positioned_frames": positioned,
+            "extent_m": extent,
+            "index": m["index"],
+            "sequence_dtype": m["storage"].get("sequence_dtype"),
+            "bytes": sum(int(f["bytes"]) for f in m["files"].values()),
+            "source": m.get("source"),
+            "created": m["created"],
+            "verified": True,
+        }
+
+
+def open_hnsw(path: str, dim: int, count: int, descriptors: Optional[np.ndarray] = None) -> Any:
+    """Load a (verified) index and check that it holds what the manifest says."""
+    import hnswlib
+
+    index = hnswlib.Index(space=SPACE, dim=int(dim))
+    try:
+        index.load_index(path, max_elements=int(count))
+    except RuntimeError as exc:
+        raise IntegrityError("map index {} cannot be loaded by hnswlib: {}".format(path, exc))
+    if index.get_current_count() != count:
+        raise IntegrityError("map index {} holds {} items, the manifest says {}".format(
+            path, index.get_current_count(), count))
+    if descriptors is not None and count:
+        probe = sorted({0, count // 2, count - 1})
+        stored = np.asarray(index.get_items(probe), dtype=np.float32)
+        if stored.shape != (len(probe), dim) or not np.allclose(stored, descriptors[probe], atol=1e-6, rtol=0):
+            raise IntegrityError("map index {} does not hold the map's sequence descriptors".format(path))
+    return index
+
+
+def build_hnsw(descriptors: np.ndarray, M: int, ef_construction: int, seed: int) -> Any:
+    """Deterministic build: fixed seed and one thread (multi-threaded add_items varies)."""
+    import hnswlib
+
+    n, dim = descriptors.shape
+    index = hnswlib.Index(space=SPACE, dim=int(dim))
+    index.init_index(max_elements=max(int(n), 1), ef_construction=int(ef_construction), M=int(M),
+                     random_seed=int(seed))
+    index.add_items(np.ascontiguousarray(descriptors, dtype=np.float32), np.arange(n, dtype=np.int64),
+                    num_threads=1)
+    return index
+
+
+def tool_versions() -> Dict[str, str]:
+    import hnswlib
+
+    return {
+        "jist_edge": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "hnswlib": str(getattr(hnswlib, "__version__", "unknown")),
+    }
+
+
+def write_map(
+    out_dir: str,
+    bundle: Any,
+    frame_descriptors: np.ndarray,
+    frames: FrameTable,
+    seq_len: int,
+    sequences: np.ndarray,
+    fp16: bool = False,
+    M: int = 16,
+    ef_construction: int = 200,
+    seed: int = DEFAULT_SEED,
+    source: Optional[Dict[str, Any]] = None,
+    skipped_frames: int = 0,
+    force: bool = False,
+) -> PlaceMap:
+    """Write every file into a staged folder, then swap it in: an interrupted write never loads."""
+    frame_descriptors = np.ascontiguousarray(frame_descriptors, dtype=np.float32)
+    seq_frames = window_rows(len(frames), seq_len)
+    if sequences.shape != (seq_frames.shape[0], frame_descriptors.shape[1]):
+        raise ValueError("sequence descriptors have shape {}, expected {}".format(
+            sequences.shape, (seq_frames.shape[0], frame_descriptors.shape[1])))
+    stored = sequences.astype(np.float16 if fp16 else np.float32)
+    if fp16 and not np.isfinite(stored).all():
+        raise JistEdgeError("--fp16: sequence descriptors overflow float16; build the map without --fp16")
+    refuse_overwrite(out_dir, force)
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": datetime.datetime.utcnow().replace(microsecond=0).isoformat() + "Z",
+        "seq_len": int(seq_len),
+        "dim": int(frame_descriptors.shape[1]),
+        "space": SPACE,
+        "counts": {
+            "frames": len(frames),
+            "sequences": int(seq_frames.shape[0]),
+            "skipped_frames": int(skipped_frames),
+            "positioned_frames": int(np.isfinite(frames.positions).all(axis=1).sum()),
+        },
+        "index": {"library": "hnswlib", "file": INDEX_FILE, "M": int(M), "ef_construction": int(ef_construction),
+                  "random_seed": int(seed), "build_threads": 1},
+        "storage": {"sequence_dtype": str(stored.dtype), "frame_dtype": "float32"},
+        "bundle": {
+            "bundle_id": bundle.bundle_id,
+            "path": bundle.path,
+            "random_init": bool(getattr(bundle, "random_init", False)),
+            "height": int(bundle.height),
+            "width": int(bundle.width),
+            "seqgem_p": float(bundle.seqgem_p),
+            "seqgem_eps": float(bundle.seqgem_eps),
+        },
+        "source": source or {},
+        "tools": tool_versions(),
+    }
+    with staged_directory(out_dir) as stage:
+        # the index holds exactly the vectors a reader gets from sequences.npy
+        build_hnsw(stored.astype(np.float32), M, ef_construction, seed).save_index(os.path.join(stage, INDEX_FILE))
+        np.save(os.path.join(stage, SEQUENCES_FILE), stored, allow_pickle=False)
+        np.save(os.path.join(stage, FRAME_DESCRIPTORS_FILE), frame_descriptors, allow_pickle=False)
+        np.save(os.path.join(stage, FRAME_POSITIONS_FILE), frames.positions, allow_pickle=False)
+        np.save(os.path.join(stage, SEQUENCE_FRAMES_FILE), seq_frames, allow_pickle=False)
+        np.save(os.path.join(stage, SEQUENCE_POSITIONS_FILE), centre_positions(frames.positions, seq_frames),
+                allow_pickle=False)
+        write_json_atomic(os.path.join(stage, FRAME_INFO_FILE), frames.to_json())
+        manifest["files"] = {name: file_record(os.path.join(stage, name)) for name in DATA_FILES}
+        write_json_atomic(os.path.join(stage, MANIFEST_FILE), manifest)
+    return load_map(out_dir, bundle)
+
+
+def refuse_overwrite(out_dir: str, force: bool) -> None:
+    if force or not os.path.exists(out_dir):
+        return
+    if not os.path.isdir(out_dir):
+        raise JistEdgeError("map output {} exists and is not a folder".format(out_dir))
+    if os.listdir(out_dir):
+        raise JistEdgeError("map output folder {} is not empty; pass --force to replace it".format(out_dir))
+
+
+def validate_manifest(manifest: Dict[str, Any], where: str) -> None:
+    """Raise IntegrityError naming the first missing or wrong field."""
+    for key, kind in _SCHEMA.items():
+        if key not in manifest:
+            raise IntegrityError("{}: missing field {!r}".format(where, key))
+        if not isinstance(manifest[key], kind) or isinstance(manifest[key], bool):
+            raise IntegrityError("{}: field {!r} has the wrong type ({})".format(
+                where, key, type(manifest[key]).__name__))
+    if manifest["format"] != FORMAT:
+        raise IntegrityError("{}: format is {!r}, expected {!r} (not a map folder?)".format(
+            where, manifest["format"], FORMAT))
+    if manifest["format_version"] > FORMAT_VERSION:
+        raise IntegrityError("{}: format_version {} is newer than this jist-edge understands ({})".format(
+            where, manifest["format_version"], FORMAT_VERSION))
+    if manifest["space"] != SPACE:
+        raise IntegrityError("{}: space is {!r}; jist-edge maps use {!r} (squared L2, as the paper)".format(
+            where, manifest["space"], SPACE))
+    _require_ints(manifest["counts"], _COUNTS, where + " [counts]")
+    _require_ints(manifest["index"], _INDEX[1:], where + " [index]")
+    if manifest["seq_len"] < 1 or manifest["dim"] < 1:
+        raise IntegrityError("{}: seq_len and dim must be positive".format(where))
+    if manifest["counts"]["sequences"] != manifest["counts"]["frames"] - manifest["seq_len"] + 1:
+        raise IntegrityError("{}: {} sequences do not fit {} frames with L={}".format(
+            where, manifest["counts"]["sequences"], manifest["counts"]["frames"], manifest["seq_len"]))
+    if not isinstance(manifest["bundle"].get("bundle_id"), str):
+        raise IntegrityError("{}: bundle.bundle_id is missing".format(where))
+    if manifest["storage"].get("sequence_dtype") not in ("float32", "float16"):
+        raise IntegrityError("{}: storage.sequence_dtype must be float32 or float16".format(where))
+    for name in DATA_FILES:
+        if name not in manifest["files"]:
+            raise IntegrityError("{}: files does not list {}".format(where, name))
+
+
+def _require_ints(obj: Dict[str, Any], keys: Sequence[str], where: str) -> None:
+    for key in keys:
+        value = obj.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise IntegrityError("{}: field {!r} must be a non-negative integer".format(where, key))
+
+
+def check_bundle(manifest: Dict[str, Any], map_path: str, bundle: Any) -> None:
+    """Refuse a map made with other weights or preprocessing, naming both sides."""
+    map_id = manifest["bundle"]["bundle_id"]
+    if bundle.bundle_id != map_id:
+        raise JistEdgeError(
+            "map {} was built with model bundle {} ({}), but the model in use is bundle {} ({}); "
+            "rebuild the map with this model (jist-edge map build)".format(
+                map_path, map_id, manifest["bundle"].get("path"), bundle.bundle_id, bundle.path))
+    if int(bundle.dim) != int(manifest["dim"]):
+        raise IntegrityError("map {} has {}-D descriptors, bundle {} makes {}-D".format(
+            map_path, manifest["dim"], bundle.path, bundle.dim))
+
+
+def load_map(path: str, bundle: Any = None, seq_len: Optional[int] = None) -> PlaceMap:
+    """Open a map folder after checking schema, identity and every file's size and sha256."""
+    path = os.path.abspath(path)
+    if not os.path.isdir(path):
+        raise JistEdgeError("map not found: {} (run `jist-edge map build` first)".format(path))
+    manifest_path = os.path.join(path, MANIFEST_FILE)
+    manifest = read_json(manifest_path, "map manifest")
+    validate_manifest(manifest, manifest_path)
+    if bundle is not None:
+        check_bundle(manifest, path, bundle)
+    if seq_len is not None and int(seq_len) != manifest["seq_len"]:
+        raise JistEdgeError("map {} has sequence length L={}, but L={} was asked for; rebuild it with "
+                            "`jist-edge map build --from-map {} --seq-len {}`".format(
+                                path, manifest["seq_len"], seq_len, path, seq_len))
+    verify_files(path, manifest["files"], "map")
+    # nothing below runs on an unverified file
+    n_seq, n_frames = manifest["counts"]["sequences"], manifest["counts"]["frames"]
+    dim, seq_len_m = manifest["dim"], manifest["seq_len"]
+    descriptors = _load_npy(path, SEQUENCES_FILE, (n_seq, dim), ("float32", "float16")).astype(np.float32)
+    positions = _load_npy(path, FRAME_POSITIONS_FILE, (n_frames, 2), ("float64",))
+    seq_frames = _load_npy(path, SEQUENCE_FRAMES_FILE, (n_seq, seq_len_m), ("int64",))
+    seq_positions = _load_npy(path, SEQUENCE_POSITIONS_FILE, (n_seq, 2), ("float64",))
+    _load_npy(path, FRAME_DESCRIPTORS_FILE, (n_frames, dim), ("float32",), mmap=True)
+    info = read_json(os.path.join(path, FRAME_INFO_FILE), "map frame table")
+    try:
+        frames = FrameTable(info["index"], info["name"], info["timestamp"], positions)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IntegrityError("map frame table {} is malformed: {}".format(os.path.join(path, FRAME_INFO_FILE), exc))
+    if n_seq and (seq_frames.min() < 0 or seq_frames.max() >= n_frames):
+        raise IntegrityError("map {}: sequence frame rows point outside the frame table".format(path))
+    return PlaceMap(path, manifest, descriptors, frames, seq_frames, seq_positions)
+
+
+def _load_npy(directory: str, name: str, shape: Sequence[int], dtypes: Sequence[str], mmap: bool = False) -> np.ndarray:
+    file_path = os.path.join(directory, name)
+    try:
+        arr = np.load(file_path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise IntegrityError("map file {} cannot be read: {}".format(file_path, exc))
+    if tuple(arr.shape) != tuple(shape) or str(arr.dtype) not in dtypes:
+        raise IntegrityError("map file {} holds {} {}, the manifest implies {} {}".format(
+            file_path, arr.dtype, tuple(arr.shape), "/".join(dtypes), tuple(shape)))
+    return arr
+
+
+def is_map_dir(path: str) -> bool:
+    """A folder with a manifest that says it is a map (content not verified here)."""
+    manifest_path = os.path.join(path, MANIFEST_FILE)
+    if not os.path.isfile(manifest_path):
+        return False
+    try:
+        return read_json(manifest_path, "map manifest").get("format") == FORMAT
+    except JistEdgeError:
+        return False

@@ -7,6 +7,7 @@ under ``"model_state_dict"`` beside optimizer state. Both are accepted. Files ar
 with ``weights_only=True``, so a pickle that carries code is refused, never run.
 """
 import os
+import re
 from typing import Any, Dict, List, Mapping
 
 import torch
@@ -31,7 +32,41 @@ def _shorten(keys: List[str]) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     line = text[0].strip() if text else type(exc).__name__
-    return line if len(line) <= 160 else line[:157] + "..."
+    return line if len(line) <= 120 else line[:117] + "..."
+
+
+def _kind_of_file(head: bytes) -> str:
+    """What a file that is not a checkpoint looks like, for the error message."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "a JPEG image"
+    if head.startswith(b"\x89PNG"):
+        return "a PNG image"
+    try:
+        head.decode("utf-8")
+        return "a text file"
+    except UnicodeDecodeError:
+        return "an unknown binary file"
+
+
+def _load_error(path: str, exc: BaseException) -> JistEdgeError:
+    """One line saying why torch.load failed: refused code, damaged archive, or another kind of file."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if not head:
+        return JistEdgeError("checkpoint {} is empty".format(path))
+    is_zip = head.startswith(b"PK\x03\x04")
+    is_pickle = head[:1] == b"\x80"
+    message = str(exc)
+    if (is_zip or is_pickle) and "Weights only load failed" in message:
+        found = re.search(r"unsupported GLOBAL ([\w.]+)", message, re.IGNORECASE)
+        what = " (it calls {})".format(found.group(1)) if found else ""
+        return JistEdgeError(
+            "checkpoint {} refused: it holds Python code or objects, not just tensors{}; "
+            "read with weights_only=True, nothing was executed".format(path, what)
+        )
+    if is_zip or is_pickle:
+        return JistEdgeError("checkpoint {} is truncated or damaged: {}".format(path, _first_line(exc)))
+    return JistEdgeError("checkpoint {} is not a PyTorch checkpoint: it looks like {}".format(path, _kind_of_file(head)))
 
 
 def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
@@ -41,17 +76,7 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... depending on the damage
-        message = str(exc)
-        if "Weights only load failed" in message or "weights_only" in message:
-            raise JistEdgeError(
-                "checkpoint {} refused: it holds Python objects or code, not just tensors "
-                "(loaded with weights_only=True, nothing was executed)".format(path)
-            )
-        raise JistEdgeError(
-            "checkpoint {} is not a readable PyTorch checkpoint (truncated or another kind of file): {}".format(
-                path, _first_line(exc)
-            )
-        )
+        raise _load_error(path, exc)
     if isinstance(obj, Mapping) and WRAPPER_KEY in obj and isinstance(obj[WRAPPER_KEY], Mapping):
         obj = obj[WRAPPER_KEY]
     if not isinstance(obj, Mapping):

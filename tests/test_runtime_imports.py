@@ -1,0 +1,64 @@
+"""The on-device runtime (jist_edge/) imports without torch and keeps to Python 3.6 syntax."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jist_edge
+
+RUNTIME_DIR = os.path.dirname(os.path.abspath(jist_edge.__file__))
+HOST_ONLY = ("jist_edge.export", "jist_edge.calibration", "jist_edge.benchmarks")
+# device-only libraries a CPU machine lacks; a module may import them at top level
+DEVICE_ONLY = ("tensorrt", "pycuda")
+
+_PROBE = r"""
+import importlib, json, os, pkgutil, sys
+import jist_edge
+host_only = tuple(sys.argv[1].split(","))
+device_only = tuple(sys.argv[2].split(","))
+imported, skipped, failed = [], [], []
+names = ["jist_edge"] + [m.name for m in pkgutil.walk_packages(jist_edge.__path__, "jist_edge.")]
+for name in names:
+    if name.startswith(host_only) or name.endswith(".__main__"):  # __main__ would run the CLI
+        continue
+    try:
+        importlib.import_module(name)
+        imported.append(name)
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] in device_only:
+            skipped.append(name)
+        else:
+            failed.append("{}: {!r}".format(name, exc))
+    except Exception as exc:
+        failed.append("{}: {!r}".format(name, exc))
+print(json.dumps({"imported": imported, "skipped": skipped, "failed": failed,
+                  "torch": sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))}))
+"""
+
+
+def test_every_runtime_module_imports_without_torch():
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, ",".join(HOST_ONLY), ",".join(DEVICE_ONLY)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not report["failed"], report["failed"]
+    assert report["torch"] == [], "torch imported by the runtime: {}".format(report["torch"][:5])
+    # the walk found the package's modules, including the lazily loaded export command
+    assert "jist_edge.bundle" in report["imported"] and "jist_edge.cli.export_cmd" in report["imported"]
+    assert len(report["imported"]) >= 8
+
+
+def test_runtime_is_python36_syntax():
+    vermin = shutil.which("vermin") or os.path.join(os.path.dirname(sys.executable), "vermin")
+    if not os.path.exists(vermin):
+        import pytest
+
+        pytest.skip("vermin is not installed (pip install vermin, in the dev extra)")
+    proc = subprocess.run(
+        [vermin, "--no-tips", "--violations", "-t=3.6-", RUNTIME_DIR],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]

@@ -1,0 +1,188 @@
+"""The whole bench: settings per mode, the sections in order, one JSON-able result.
+
+Sections: encoder latency per backend and input size, streaming vs re-encoding,
+sequence length, matching vs map size, the runtime's per-stage latency and memory
+(in a fresh process), then the paper-claims table built from those measurements.
+"""
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from jist_edge.benchmarks import bundles, claims, encoders, machine, matching
+from jist_edge.benchmarks.memory import gpu_memory, peak_rss_mb
+from jist_edge.bundle import load_bundle
+from jist_edge.errors import JistEdgeError
+
+SCHEMA = "jist-edge-bench/1"
+Log = Callable[[str], None]
+
+MODES = {
+    "quick": {
+        "img_size": (120, 160), "extra_img_sizes": [], "encoder_rounds": 8, "encoder_budget_s": 8.0,
+        "seq_lens": [3, 5], "streaming_rounds": 4, "streaming_budget_s": 6.0,
+        "test_seq_lens": [1, 3, 5, 10], "seq_map_size": 1000, "seq_queries": 50, "seq_runs": 30,
+        "map_sizes": [1000, 5000], "efs": [16, 64], "queries": 50, "dim_sizes": [2000],
+        "pipeline_runs": 15, "pipeline_warmup": 5, "pipeline_map_frames": 20,
+    },
+    "default": {
+        "img_size": (480, 640), "extra_img_sizes": [(240, 320)], "encoder_rounds": 20, "encoder_budget_s": 40.0,
+        "seq_lens": [3, 5, 10], "streaming_rounds": 8, "streaming_budget_s": 30.0,
+        "test_seq_lens": [1, 2, 3, 5, 7, 10, 15, 20], "seq_map_size": 5000, "seq_queries": 300, "seq_runs": 200,
+        "map_sizes": [1000, 10000, 100000], "efs": [16, 32, 64, 128, 256], "queries": 300,
+        "dim_sizes": [10000, 100000],
+        "pipeline_runs": 60, "pipeline_warmup": 10, "pipeline_map_frames": 60,
+    },
+}
+
+
+def settings(quick: bool = False, large: bool = False, img_size: Optional[Sequence[int]] = None,
+             overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The mode's settings, with --large adding a 1M-place map and --img-size replacing the main size."""
+    cfg = dict(MODES["quick" if quick else "default"])
+    cfg["mode"] = "quick" if quick else "default"
+    if large:
+        cfg["map_sizes"] = list(cfg["map_sizes"]) + [1000000]
+        cfg["mode"] += "+large"
+    if img_size is not None:
+        cfg["img_size"] = (int(img_size[0]), int(img_size[1]))
+    cfg.update(overrides or {})
+    return cfg
+
+
+def run_bench(cfg: Dict[str, Any], cache_dir: str, model: Optional[str] = None, map_dir: Optional[str] = None,
+              backends: Optional[Sequence[str]] = None, log: Log = print) -> Dict[str, Any]:
+    """Every section; returns the result dict (the JSON report's content)."""
+    started = time.perf_counter()
+    durations: Dict[str, float] = {}
+    info = machine.machine_info()
+    log("machine: " + machine.one_line(info))
+    result: Dict[str, Any] = {"schema": SCHEMA, "created": _now(), "mode": cfg["mode"], "machine": info,
+                              "settings": _jsonable_settings(cfg), "notes": []}
+
+    t = time.perf_counter()
+    main_bundle, export_s = _main_bundle(model, cfg, cache_dir, log)
+    result["model"] = {"path": main_bundle.path, "bundle_id": main_bundle.bundle_id, "height": main_bundle.height,
+                       "width": main_bundle.width, "seq_len": main_bundle.seq_len, "dim": main_bundle.dim,
+                       "random_init": main_bundle.random_init, "export_s": export_s}
+    durations["model"] = time.perf_counter() - t
+
+    names = _backends(backends)
+    log("encoders: backends {}".format(", ".join(names)))
+    t = time.perf_counter()
+    result["encoders"] = {"backends": names, "sizes": []}
+    for bundle in [main_bundle] + [bundles.random_bundle(cache_dir, size, main_bundle.seq_len, log)[0]
+                                   for size in cfg["extra_img_sizes"]
+                                   if tuple(size) != (main_bundle.height, main_bundle.width)]:
+        log("encoders: {}x{}, batch 1, {} interleaved rounds".format(bundle.height, bundle.width, cfg["encoder_rounds"]))
+        row = encoders.bench_backends(bundle, names, cfg["encoder_rounds"], warmup=2, budget_s=cfg["encoder_budget_s"])
+        for name in names:
+            log("  {:<16} p50 {:8.2f} ms  p95 {:8.2f} ms  {:6.1f} FPS".format(
+                name, row["stats"][name]["p50_ms"], row["stats"][name]["p95_ms"], row["stats"][name]["fps"]))
+        result["encoders"]["sizes"].append(row)
+    durations["encoders"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log("streaming vs re-encoding windows ({}, L = {})".format(names[0], ", ".join(map(str, cfg["seq_lens"]))))
+    encoder = encoders.open_encoder(main_bundle, names[0])
+    try:
+        result["streaming"] = {"backend": names[0], "height": main_bundle.height, "width": main_bundle.width,
+                               "rows": encoders.bench_streaming(main_bundle, encoder, cfg["seq_lens"],
+                                                                cfg["streaming_rounds"], warmup=1,
+                                                                budget_s=cfg["streaming_budget_s"])}
+    finally:
+        encoder.close()
+    for row in result["streaming"]["rows"]:
+        r = row["reencoding_over_streaming"]
+        log("  L={:<3} streaming p50 {:8.2f} ms  re-encoding p50 {:8.2f} ms  ratio median {:.2f}x (min {:.2f}, max {:.2f})"
+            .format(row["seq_len"], row["streaming"]["p50_ms"], row["reencoding"]["p50_ms"], r["median"], r["min"], r["max"]))
+    durations["streaming"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log("sequence length: map at L={}, queries at L' = {}".format(main_bundle.seq_len, cfg["test_seq_lens"]))
+    result["sequence_length"] = encoders.bench_seq_len(cfg["test_seq_lens"], main_bundle.seq_len, cfg["seq_map_size"],
+                                                       cfg["seq_queries"], cfg["seq_runs"], dim=main_bundle.dim,
+                                                       p=main_bundle.seqgem_p)
+    durations["sequence_length"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    result["matching"] = matching.run(cfg["map_sizes"], cfg["efs"], cfg["queries"], cfg["dim_sizes"], warmup=5, log=log)
+    durations["matching"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    result["pipeline"] = _pipeline(main_bundle, map_dir, names[0], cfg, log)
+    durations["pipeline"] = time.perf_counter() - t
+
+    result["memory"] = {"bench_process_peak_rss_mb": peak_rss_mb(), "gpu": gpu_memory()}
+    durations["total"] = time.perf_counter() - started
+    result["durations_s"] = durations
+    result["claims"] = claims.evaluate(result)
+    return result
+
+
+def _main_bundle(model: Optional[str], cfg: Dict[str, Any], cache_dir: str, log: Log) -> Tuple[Any, float]:
+    if model:
+        return load_bundle(model), 0.0
+    return bundles.random_bundle(cache_dir, cfg["img_size"], 5, log)
+
+
+def _backends(requested: Optional[Sequence[str]]) -> List[str]:
+    available = encoders.all_backends()
+    if not requested or list(requested) == ["auto"]:
+        if not available:
+            raise JistEdgeError("no encoder backend is available: install onnxruntime")
+        return available
+    missing = [b for b in requested if b not in available]
+    if missing:
+        raise JistEdgeError("--backend {}: not available here (available: {})".format(
+            ", ".join(missing), ", ".join(available) or "none"))
+    return list(requested)
+
+
+def _pipeline(bundle: Any, map_dir: Optional[str], backend: str, cfg: Dict[str, Any], log: Log) -> Dict[str, Any]:
+    from jist_edge.benchmarks import pipeline
+
+    runtime_backend = backend if not backend.startswith("torch-") else "auto"
+    with tempfile.TemporaryDirectory(prefix="jist-bench-pipeline-") as work:
+        frames = cfg["pipeline_runs"] + max(cfg["pipeline_warmup"], bundle.seq_len) + 1
+        size = (bundle.height, bundle.width)
+        log("pipeline: writing a {}-frame MJPG query video at {}x{}".format(frames, size[0], size[1]))
+        video = pipeline.make_video(os.path.join(work, "queries.avi"), frames, size)
+        map_source = "given"
+        if not map_dir:
+            map_source = "synthetic route database pass ({} frames), built with jist_edge.mapping".format(
+                cfg["pipeline_map_frames"])
+            log("pipeline: building a map from a {}-frame synthetic database pass".format(cfg["pipeline_map_frames"]))
+            map_dir = pipeline.make_map(bundle, os.path.join(work, "map"), cfg["pipeline_map_frames"], size)
+        out = os.path.join(work, "pipeline.json")
+        log("pipeline: {} frames through the runtime in a fresh process ({} warm-up)".format(
+            cfg["pipeline_runs"], cfg["pipeline_warmup"]))
+        cmd = [sys.executable, "-m", "jist_edge.benchmarks.pipeline", "--bundle", bundle.path, "--map", map_dir,
+               "--video", video, "--backend", runtime_backend, "--runs", str(cfg["pipeline_runs"]),
+               "--warmup", str(cfg["pipeline_warmup"]), "--out", out]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        output = proc.communicate()[0].decode("utf-8", "replace")
+        if proc.returncode != 0:
+            raise JistEdgeError("the pipeline benchmark process failed: {}".format(output.strip().splitlines()[-1:]))
+        with open(out) as handle:
+            result = json.load(handle)
+    result["map"]["source"] = map_source
+    st = result["stages"]
+    for stage in ("decode", "preprocess", "encode", "seqgem", "match", "end_to_end"):
+        log("  {:<11} p50 {:8.3f} ms  p95 {:8.3f} ms  p99 {:8.3f} ms".format(
+            stage, st[stage]["p50_ms"], st[stage]["p95_ms"], st[stage]["p99_ms"]))
+    log("  end-to-end {:.1f} FPS; overhead over encode median {:.1%}; peak RSS {:.0f} MiB".format(
+        st["end_to_end"]["fps"], result["overhead_over_encode"]["median"], result["memory"]["peak_rss_mb"]))
+    return result
+
+
+def _jsonable_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    return json.loads(json.dumps(cfg))
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()

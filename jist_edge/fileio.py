@@ -17,6 +17,17 @@ from jist_edge.errors import IntegrityError, JistEdgeError
 CHUNK = 1 << 20
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _normal_mode(path: str, directory: bool = False) -> None:
+    """mkstemp/mkdtemp create 0600/0700; what we publish gets the usual umask-based mode."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def sha256_file(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -36,6 +47,7 @@ def atomic_path(path: str) -> Iterator[str]:
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     os.close(fd)
+    _normal_mode(tmp)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -104,6 +116,7 @@ def staged_directory(final_dir: str) -> Iterator[str]:
     parent = os.path.dirname(final_dir)
     os.makedirs(parent, exist_ok=True)
     stage = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".", suffix=".staging", dir=parent)
+    _normal_mode(stage, directory=True)
     try:
         yield stage
     except BaseException:

@@ -173,7 +173,7 @@ class Localizer(object):
         info = self.encoder.describe()
         info.update({"bundle": self.bundle.path, "bundle_id": self.bundle.bundle_id, "map": self.place_map.path,
                      "map_sequences": self.place_map.count, "seq_len": self.seq_len,
-                     "matcher": "exact" if self.matcher.exact else "hnswlib"})
+                     "matcher": self.matcher.method})
         return info
 
     def close(self) -> None:

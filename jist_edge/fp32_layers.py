@@ -9,8 +9,9 @@ FP32; it is about 0.01 % of the encoder's work.
 The rule is the same on an ONNX graph and on a parsed TensorRT network: find the
 first reduction (ReduceL2/ReduceSum/ReduceMean/..., TensorRT's REDUCE layer), walk up
 its data input through non-trunk layers (an elementwise x**2, abs) to the trunk's
-output tensor, and take every layer downstream of that tensor. Layers that do not
-produce floating point values (shape arithmetic, constants) are left alone.
+output tensor, and take every layer downstream of that tensor, plus the layers that
+feed it from parameters alone (GeM's 1/p). Layers that do not produce floating point
+values (shape arithmetic, constants) are left alone.
 """
 from typing import Callable, Dict, List, Optional, Sequence, Set
 
@@ -68,13 +69,36 @@ def fp32_head_nodes(
         seen.add(node.name)
         start = node.inputs[0]
     reached = {start}
-    head = []  # type: List[str]
+    chosen = set()  # type: Set[str]
     for node in nodes:
         if any(t in reached for t in node.inputs):
             reached.update(node.outputs)
-            if node.is_float:
-                head.append(node.name)
-    return head
+            chosen.add(node.name)
+    # side inputs of the head computed from parameters only (1/p of GeM): FP32 too
+    upstream = _upstream(start, producer)
+    frontier = [t for n in nodes if n.name in chosen for t in n.inputs if t not in reached]
+    while frontier:
+        node = producer.get(frontier.pop())
+        if node is None or node.name in chosen or any(t in upstream for t in node.outputs):
+            continue
+        chosen.add(node.name)
+        frontier.extend(t for t in node.inputs if t not in upstream)
+    return [n.name for n in nodes if n.name in chosen and n.is_float]
+
+
+def _upstream(tensor: str, producer: Dict[str, GraphNode]) -> Set[str]:
+    """Every tensor the trunk output depends on (the whole trunk)."""
+    seen = set()  # type: Set[str]
+    stack = [tensor]
+    while stack:
+        t = stack.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        node = producer.get(t)
+        if node is not None:
+            stack.extend(node.inputs)
+    return seen
 
 
 def onnx_nodes(model) -> List[GraphNode]:

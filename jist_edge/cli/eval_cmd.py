@@ -1,0 +1,91 @@
+"""`jist-edge eval`: recall@N on a database/query pair, as in the paper."""
+import os
+
+import click
+
+from jist_edge.cli.common import echo_table, warn, workspace_option
+from jist_edge.errors import JistEdgeError
+
+
+def parse_recalls(values, extra) -> list:
+    """--recall 1 5 10, --recall 1,5,10 or --recall 1 --recall 5: all mean N in (1, 5, 10)."""
+    out = []
+    for text in list(values) + list(extra):
+        for part in str(text).replace(",", " ").split():
+            try:
+                n = int(part)
+            except ValueError:
+                raise click.UsageError("unexpected argument {!r} (--recall takes positive integers)".format(part))
+            if n < 1:
+                raise click.UsageError("--recall values must be positive, got {}".format(n))
+            out.append(n)
+    return sorted(set(out)) or [1, 5, 10]
+
+
+@click.command("eval", context_settings={"allow_extra_args": True})
+@click.option("--model", type=click.Path(), default=None, help="Model bundle [default: <workspace>/model].")
+@click.option("--database", required=True, type=click.Path(),
+              help="Database pass: image folder, video file, or a map folder built with this model.")
+@click.option("--queries", required=True, type=click.Path(), help="Query pass: image folder or video file.")
+@click.option("--database-positions", type=click.Path(dir_okay=False), default=None,
+              help="CSV of database positions [default: from file names].")
+@click.option("--query-positions", type=click.Path(dir_okay=False), default=None,
+              help="CSV of query positions [default: from file names].")
+@click.option("--seq-len", type=click.IntRange(1), default=None, help="Frames per sequence L [default: the bundle's].")
+@click.option("--threshold", default=25.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Positive radius in metres.")
+@click.option("--recall", "recall", multiple=True, help="N values of recall@N [default: 1 5 10].")
+@click.option("--exact", is_flag=True, help="Exact search only (default: hnswlib and exact side by side).")
+@click.option("--ef", type=click.IntRange(1), default=None, help="hnswlib search ef [default: the matcher's].")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1), help="Frames per encoder call.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the report here.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@workspace_option
+@click.pass_context
+def command(ctx, model, database, queries, database_positions, query_positions, seq_len, threshold, recall, exact, ef,
+            batch_size, json_path, quiet, workspace):
+    """Recall@N of a query pass against a database pass (the JIST paper's protocol).
+
+    Both passes become sliding windows of L frames. A database sequence is a positive
+    for a query sequence when any of its frames lies within --threshold metres of any
+    query frame; queries with no positive are reported and left out.
+
+    \b
+    Example:
+      jist-edge eval --database route/db --queries route/query --recall 1 5 10 --json eval.json
+    """
+    from jist_edge.bundle import load_bundle
+    from jist_edge.cli.map_cmd import FrameProgress, workspace_model
+    from jist_edge.evaluate import evaluate, recall_rows
+    from jist_edge.fileio import write_json_atomic
+
+    recalls = parse_recalls(recall, ctx.args)
+    for option, path in (("--database", database), ("--queries", queries)):
+        if not os.path.exists(path):
+            raise JistEdgeError("{} not found: {}".format(option, path))
+    bundle = load_bundle(model or workspace_model(workspace))
+    progress = FrameProgress("encoding", enabled=not quiet)
+    try:
+        report = evaluate(bundle, database, queries, seq_len=seq_len, threshold=threshold, recalls=recalls,
+                          methods=("exact",) if exact else ("hnsw", "exact"), ef=ef, batch_size=batch_size,
+                          database_positions=database_positions, query_positions=query_positions,
+                          progress=progress)
+    finally:
+        progress.close()
+    q = report["queries"]
+    if q["without_positive"]:
+        warn("{} of {} query sequences have no database sequence within {:g} m and are left out (e.g. {})".format(
+            q["without_positive"], q["sequences"], report["threshold_m"], ", ".join(q["without_positive_first"][:3])))
+    if report["random_init"]:
+        warn("the model bundle has random weights: recalls say nothing about JIST's accuracy")
+    db = report["database"]
+    click.echo("database {} sequences ({} frames), queries {} evaluated of {}, L={}, threshold {:g} m".format(
+        db["sequences"], db["frames"], q["evaluated"], q["sequences"], report["seq_len"], report["threshold_m"]))
+    echo_table(["search"] + ["R@{}".format(n) for n in report["recall_at"]] + ["ms/query"],
+               [row + [report["timing"][m]["query_ms_mean"]] for row, m in zip(recall_rows(report), report["results"])])
+    if "top1_agreement_hnsw_exact" in report:
+        click.echo("hnswlib top-1 agrees with exact search on {:.2f}% of queries".format(
+            100.0 * report["top1_agreement_hnsw_exact"]))
+    if json_path:
+        write_json_atomic(json_path, report)
+        click.echo("report written: {}".format(json_path))

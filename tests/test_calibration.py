@@ -185,3 +185,26 @@ def test_fp16_emulation_fidelity(tiny_bundle):
         numbers = report["variants"][name]
         assert numbers["finite"] and numbers["frame_cosine_min"] >= 0.999, (name, numbers)
         assert 0 < numbers["max_abs_diff"] < 0.05
+
+
+@pytest.mark.slow
+def test_calibrate_cli_writes_qdq_and_report(tiny_bundle, route_folder, tmp_path):
+    from click.testing import CliRunner
+
+    from jist_edge.cli import main
+
+    qdq = str(tmp_path / "q.onnx")
+    report = str(tmp_path / "fidelity.json")
+    result = CliRunner().invoke(main, [
+        "calibrate", tiny_bundle.path, "--calibration", route_folder, "--frames", "6",
+        "--route-frames", "14", "--no-fp16", "--qdq", qdq, "--report", report])
+    assert result.exit_code == 0, result.output
+    assert "int8-qdq" in result.output and "top-1 agree" in result.output
+    data = json.loads(open(report).read())
+    assert data["bundle_id"] == tiny_bundle.bundle_id and data["calibration"]["frames"] == 6
+    assert data["variants"]["int8-qdq"]["frame_cosine_min"] > 0.99
+    import onnxruntime as ort
+    session = ort.InferenceSession(qdq, providers=["CPUExecutionProvider"])
+    out = session.run(None, {session.get_inputs()[0].name: np.zeros(
+        (1, 3, tiny_bundle.height, tiny_bundle.width), np.float32)})[0]
+    assert out.shape == (1, tiny_bundle.dim)

@@ -143,3 +143,17 @@ def test_expected_header_from_bundle():
     assert ec.check_header(enc, reexport) == ["onnx_sha256", "bundle_id"]
     bigger = engine_build.expected_for(_bundle(), "encoder", "fp16", PLATFORM, max_batch=8)
     assert ec.check_header(enc, bigger) == ["profile"]
+
+
+def test_engine_build_without_tensorrt_is_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from jist_edge.backends import tensorrt_backend
+    from jist_edge.cli import main
+
+    if tensorrt_backend.is_available():
+        pytest.skip("TensorRT is installed here")
+    result = CliRunner().invoke(main, ["engine", "build", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "cannot build engines here" in result.output and "tensorrt" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1

@@ -8,6 +8,7 @@ import click
 from jist_edge import workspace
 from jist_edge.cli.common import echo_table, workspace_option
 from jist_edge.errors import JistEdgeError
+from jist_edge.workspace import engine_dir as workspace_engine_dir
 
 
 def resolve_model_and_map(model: Optional[str], map_dir: Optional[str], ws: Optional[str]):
@@ -51,7 +52,10 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many results.")
 @click.option("--backend", default="auto", show_default=True,
               type=click.Choice(["auto", "onnxruntime", "tensorrt"]), help="Encoder backend.")
-@click.option("--ef", type=click.IntRange(1), default=None, help="hnswlib search ef [default: the map's].")
+@click.option("--precision", default="fp16", show_default=True, type=click.Choice(["fp32", "fp16", "int8", "best"]),
+              help="TensorRT engine precision (--backend tensorrt).")
+@click.option("--no-build", is_flag=True, help="TensorRT: refuse a missing or stale engine instead of rebuilding it.")
+@click.option("--ef", type=click.IntRange(1), default=None, help="hnswlib search ef [default: 64].")
 @click.option("--exact", is_flag=True, help="Exact squared-L2 search instead of hnswlib.")
 @click.option("--realtime", is_flag=True, help="Pace files at their frame rate and drop frames like a camera.")
 @click.option("--max-retries", default=3, show_default=True, type=click.IntRange(0), help="Reopen attempts for a live source.")
@@ -61,7 +65,8 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @click.option("--flip", type=int, default=None, help="CSI flip-method (0-7).")
 @click.option("--quiet", is_flag=True, help="No status line and no summary.")
 @workspace_option
-def command(model, map_dir, camera, video, images, top_k, output, display, max_frames, backend, ef, exact,
+def command(model, map_dir, camera, video, images, top_k, output, display, max_frames, backend, precision, no_build,
+            ef, exact,
             realtime, max_retries, width, height, fps, flip, quiet, workspace):
     """Localize every frame of a camera, stream, video or image folder against a map.
 
@@ -79,7 +84,8 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     if given[0][0] != "--camera" and not os.path.exists(uri):
         raise JistEdgeError("{} not found: {}".format(given[0][0], uri))
     model, map_dir = resolve_model_and_map(model, map_dir, workspace)
-    loc = Localizer.open(model, map_dir, backend=backend, top_k=top_k, ef=ef, exact=exact)
+    loc = Localizer.open(model, map_dir, backend=backend, top_k=top_k, ef=ef, exact=exact, precision=precision,
+                         no_build=no_build, cache_dir=workspace_engine_dir(workspace))
     info = loc.describe()
     json_to_stdout = output is None and not sys.stdout.isatty()
     log = (lambda msg: click.echo(msg, err=True)) if json_to_stdout else click.echo

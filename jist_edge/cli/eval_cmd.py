@@ -34,7 +34,8 @@ def parse_recalls(values, extra) -> list:
 @click.option("--seq-len", type=click.IntRange(1), default=None, help="Frames per sequence L [default: the bundle's].")
 @click.option("--threshold", default=25.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Positive radius in metres.")
-@click.option("--recall", "recall", multiple=True, help="N values of recall@N [default: 1 5 10].")
+@click.option("--recall", "recall", multiple=True,
+              help="N of recall@N: --recall 1 5 10 or --recall 1,5,10 [default: 1 5 10].")
 @click.option("--exact", is_flag=True, help="Exact search only (default: hnswlib and exact side by side).")
 @click.option("--ef", type=click.IntRange(1), default=None, help="hnswlib search ef [default: the matcher's].")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1), help="Frames per encoder call.")

@@ -131,7 +131,7 @@ def build(model, images, video, from_map, positions, stride, seq_len, batch_size
     click.echo("map written: {}".format(place_map.path))
     echo_table(["", "value"], [
         ["frames encoded", encoded],
-        ["frames/s", round(rate, 1)],
+        ["frames/s", "{:.1f}".format(rate)],
         ["frames skipped", info["skipped_frames"]],
         ["frames with position", "{}/{}".format(info["positioned_frames"], info["frames"])],
         ["sequences (L={})".format(place_map.seq_len), place_map.count],

@@ -110,7 +110,7 @@ def export_bundle(
         frames, sequences = example_inputs(height, width, seq_len)
 
         t = step(1)
-        export_onnx(FrameEncoder(model), frames, enc_path, "frames", "descriptors", "N", opset)
+        written = export_onnx(FrameEncoder(model), frames, enc_path, "frames", "descriptors", "N", opset)
         timings["export_encoder_s"] = time.perf_counter() - t
 
         t = step(2)
@@ -140,8 +140,13 @@ def export_bundle(
         if random_init:
             manifest["warning"] = RANDOM_WARNING
         timings["total_before_write_s"] = time.perf_counter() - started
-        manifest["export"] = {"seconds": {k: round(v, 3) for k, v in timings.items()}}
+        manifest["export"] = {
+            "seconds": {k: round(v, 3) for k, v in timings.items()},
+            "onnx_ir_version": written["ir_version"],
+        }
         bundle = write_bundle(out_dir, {ENCODER_FILE: enc_path, SEQUENCE_FILE: seq_path}, manifest, force)
+    except OSError as exc:  # disk full, permissions: one line, the output folder as it was
+        raise JistEdgeError("export to {} failed: {}".format(out_dir, exc))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return bundle

@@ -17,7 +17,6 @@ size frozen at trace time, so exported graphs keep dynamic shapes.
 from typing import List, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 DESCRIPTOR_DIM = 512
@@ -25,6 +24,7 @@ BACKBONE_CHANNELS = 512
 GEM_EPS = 1e-6
 SEQGEM_EPS = 1e-6
 DEFAULT_P = 3.0
+L2_EPS = 1e-12  # F.normalize's default
 
 
 class BasicBlock(nn.Module):
@@ -79,7 +79,8 @@ class L2Norm(nn.Module):
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, p=2.0, dim=self.dim)
+        # F.normalize's math, broadcast instead of expand_as: no Shape/Expand nodes in the graph
+        return x / x.norm(p=2.0, dim=self.dim, keepdim=True).clamp_min(L2_EPS)
 
 
 class GeM(nn.Module):

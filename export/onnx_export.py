@@ -57,8 +57,8 @@ def export_onnx(
     output_name: str,
     batch_name: str,
     opset: int,
-) -> None:
-    """Write ``module`` as one self-contained ONNX file with a dynamic axis 0."""
+) -> Dict[str, int]:
+    """Write ``module`` as one self-contained ONNX file with a dynamic axis 0; returns opset and IR version."""
     kind = exporter_for(opset)
     module = module.eval()
     with torch.no_grad(), _quiet():
@@ -88,7 +88,7 @@ def export_onnx(
                 dynamic_shapes={input_name: {0: batch}},
                 verbose=False,
             )
-    check_written(path, opset)
+    return check_written(path, opset)
 
 
 def check_written(path: str, opset: int) -> Dict[str, int]:

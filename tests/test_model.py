@@ -73,13 +73,15 @@ def _official_seq_gem(x, p, eps=1e-6):
     return F.avg_pool1d(xt.clamp(min=eps).pow(p), xt.shape[-1]).pow(1.0 / p)[:, :, 0]
 
 
-def test_gem_and_seqgem_equal_the_official_pooling_formulations():
+def test_l2norm_gem_and_seqgem_equal_the_official_formulations():
     model = build_model(random_init=True, seed=2)
     gen = torch.Generator().manual_seed(0)
     fmap = torch.rand(2, 512, 3, 5, generator=gen) - 0.2  # some negatives hit the eps clamp
     gem = model.model.aggregation[1]
     ours = gem(fmap)
     assert torch.allclose(ours, _official_gem(fmap, gem.p), atol=1e-6)
+    l2 = model.model.aggregation[0]
+    assert torch.equal(l2(fmap), F.normalize(fmap, p=2.0, dim=1))
     seq = torch.rand(3, 7, 512, generator=gen) - 0.2
     assert torch.allclose(model.seq_gem(seq), _official_seq_gem(seq, model.seq_gem.p), atol=1e-6)
 

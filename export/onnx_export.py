@@ -10,6 +10,7 @@ written opset is checked, and the batch axis is declared dynamic.
 """
 import contextlib
 import io
+import logging
 import warnings
 from typing import Dict, Iterator, Tuple
 
@@ -43,10 +44,16 @@ def exporter_description(opset: int) -> str:
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """The exporters warn about deprecation and print progress; our CLI prints its own."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+    finally:
+        logger.setLevel(level)
 
 
 def export_onnx(

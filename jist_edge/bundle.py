@@ -26,6 +26,7 @@ _SCHEMA = {
     "format": str,
     "format_version": int,
     "bundle_id": str,
+    "manifest_sha256": str,
     "input": dict,
     "seq_len": int,
     "descriptor_dim": int,
@@ -86,14 +87,25 @@ class Bundle(object):
 
 
 def bundle_identity(manifest: Dict[str, Any]) -> str:
-    """What a map or engine must match: the weights (file hashes) and the preprocessing."""
+    """What a map or engine must match: the weights (file hashes) and what the runtime applies.
+
+    Provenance (random or checkpoint, tools, parity) is left out, so a re-export of the
+    same weights keeps its identity and the maps and engines built for it stay valid.
+    """
     key = {
         "files": {name: meta["sha256"] for name, meta in sorted(manifest["files"].items())},
         "input": manifest["input"],
         "seqgem_p": manifest["seqgem_p"],
+        "seqgem_eps": manifest["seqgem_eps"],
         "descriptor_dim": manifest["descriptor_dim"],
     }
     return sha256_bytes(json.dumps(key, sort_keys=True).encode("utf-8"))[:16]
+
+
+def manifest_digest(manifest: Dict[str, Any]) -> str:
+    """sha256 of every other manifest field: a hand edit anywhere (random_init, gem_p...) shows."""
+    rest = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return sha256_bytes(json.dumps(rest, sort_keys=True).encode("utf-8"))
 
 
 def make_manifest(
@@ -160,6 +172,7 @@ def write_bundle(out_dir: str, staged_files: Dict[str, str], manifest: Dict[str,
             shutil.move(src, os.path.join(stage, name))
         manifest["files"] = {name: file_record(os.path.join(stage, name)) for name in sorted(staged_files)}
         manifest["bundle_id"] = bundle_identity(manifest)
+        manifest["manifest_sha256"] = manifest_digest(manifest)
         _refuse_overwrite(out_dir, manifest["bundle_id"], force)
         write_json_atomic(os.path.join(stage, MANIFEST_FILE), manifest)
     return load_bundle(out_dir, check_onnx=False)
@@ -225,6 +238,8 @@ def load_bundle(path: str, check_onnx: bool = True) -> Bundle:
     manifest_path = os.path.join(path, MANIFEST_FILE)
     manifest = read_json(manifest_path, "bundle manifest")
     validate_manifest(manifest, manifest_path)
+    if manifest_digest(manifest) != manifest["manifest_sha256"]:
+        raise IntegrityError("{}: manifest_sha256 does not match the manifest (edited or damaged)".format(manifest_path))
     if bundle_identity(manifest) != manifest["bundle_id"]:
         raise IntegrityError("{}: bundle_id does not match its contents (manifest edited?)".format(manifest_path))
     verify_files(path, manifest["files"], "bundle")

@@ -1,6 +1,6 @@
 """One exception type for every problem a user can fix.
 
-The CLI turns a ``JistEdgeError`` into a single line on stderr and exit status 2,
+The CLI turns a ``JistEdgeError`` into a single line on stderr (`Error: ...`) and exit status 1,
 so messages must name the file or option and say what was wrong.
 """
 

@@ -66,7 +66,10 @@ def _edit_manifest(folder, edit):
     lambda m: m["input"].__setitem__("mean", [0.5, 0.5, 0.5]),
     lambda m: m["input"].__setitem__("height", 480),
     lambda m: m.__setitem__("descriptor_dim", 256),
-], ids=["seqgem_p", "mean", "height", "dim"])
+    lambda m: m.__setitem__("random_init", not m["random_init"]),
+    lambda m: m.__setitem__("gem_p", 3.0),
+    lambda m: m.__setitem__("seq_len", m["seq_len"] + 1),
+], ids=["seqgem_p", "mean", "height", "dim", "random_init", "gem_p", "seq_len"])
 def test_edited_manifest_value_is_refused(bundle_copy, edit):
     manifest_path = _edit_manifest(bundle_copy, edit)
     with pytest.raises(IntegrityError) as err:
@@ -84,6 +87,12 @@ def test_manifest_rehashed_for_a_swapped_file_is_still_refused(bundle_copy):
     _replace(enc, bytes(data))
     record = file_record(enc)
     _edit_manifest(bundle_copy, lambda m: m["files"].__setitem__("encoder.onnx", record))
+    with pytest.raises(IntegrityError, match="manifest_sha256"):
+        load_bundle(bundle_copy)
+    # even with the manifest's own digest recomputed, the bundle id still names the old weights
+    from jist_edge.bundle import manifest_digest
+
+    _edit_manifest(bundle_copy, lambda m: m.__setitem__("manifest_sha256", manifest_digest(m)))
     with pytest.raises(IntegrityError, match="bundle_id"):
         load_bundle(bundle_copy)
 

@@ -68,18 +68,6 @@ def write_video(path: str, frames: Sequence[np.ndarray], fps: float = 10.0) -> N
     writer.release()
 
 
-def read_video(path: str) -> List[np.ndarray]:
-    cap = cv2.VideoCapture(path)
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
-
-
 def write_csv(path: str, rows: Sequence[Tuple]) -> None:
     with open(path, "w") as handle:
         handle.write("frame,easting,northing\n")

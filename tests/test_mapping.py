@@ -16,6 +16,7 @@ from jist_edge.preprocess import Preprocessor
 from jist_edge.seqgem import sliding_windows
 
 import map_routes
+from video_files import read_all_with_opencv
 
 N = 23
 
@@ -26,7 +27,7 @@ def route(tiny_bundle, tmp_path_factory):
     root = tmp_path_factory.mktemp("route")
     video = str(root / "route.avi")
     map_routes.write_video(video, map_routes.route_frames(N, tiny_bundle.height, tiny_bundle.width))
-    frames = map_routes.read_video(video)
+    frames = read_all_with_opencv(video)
     assert len(frames) == N
     pos = map_routes.positions(N)
     map_routes.write_images(str(root / "images"), frames, pos)

@@ -10,6 +10,7 @@ L descriptors; SeqGeM pools the ring (partial windows from the first frame on) a
 matcher answers. The CLI's `run` and `demo` are thin shells over this class.
 """
 import math
+import os
 import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
@@ -103,8 +104,8 @@ class Localizer(object):
         """Verify the bundle and the map (and that they belong together), then open the encoder."""
         from jist_edge.mapdb import load_map
 
-        bundle = load_bundle(model_dir)
-        return cls(bundle, load_map(map_dir, bundle=bundle), **options)
+        bundle = load_bundle(os.path.expanduser(model_dir))
+        return cls(bundle, load_map(os.path.expanduser(map_dir), bundle=bundle), **options)
 
     def reset(self) -> None:
         """Forget the window (e.g. after a long gap in the stream)."""

@@ -219,3 +219,14 @@ def test_export_without_torch_says_how_to_install(tmp_path):
     assert len(errors) == 1 and "pip install 'jist-edge[export]' torch==2.13.0" in errors[0]
     assert "Traceback" not in proc.stderr
     assert not os.path.exists(str(tmp_path / "out"))
+
+
+def test_engine_shortcut_fails_before_exporting_where_tensorrt_is_missing(tmp_path):
+    from jist_edge.backends import tensorrt_backend
+
+    if tensorrt_backend.is_available():
+        pytest.skip("TensorRT is available here: the shortcut builds an engine instead")
+    out = tmp_path / "model"
+    result = _cli(["--random-init", "--img-size", "64", "96", "--output", str(out), "--engine", "fp16"])
+    assert result.exit_code != 0 and "TensorRT" in result.output and "jist-edge engine build" in result.output
+    assert "Traceback" not in result.output and not out.exists()

@@ -44,6 +44,9 @@ def _mib(path: str) -> str:
 @click.option("--output", "-o", type=click.Path(file_okay=False), default=None,
               help="Bundle folder [default: <workspace>/model].")
 @click.option("--force", is_flag=True, help="Replace a different bundle already in the output folder.")
+@click.option("--engine", type=click.Choice(["fp32", "fp16", "int8", "best"]), default=None,
+              help="Also build a TensorRT engine of the encoder at this precision (only where TensorRT runs; "
+                   "same as `jist-edge engine build` afterwards).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @workspace_option
 def command(
@@ -57,6 +60,7 @@ def command(
     seqgem_p: Optional[float],
     output: Optional[str],
     force: bool,
+    engine: Optional[str],
     as_json: bool,
     workspace: Optional[str],
 ) -> None:
@@ -76,6 +80,8 @@ def command(
     if random_init:
         warn("--random-init: the weights are RANDOM. This bundle demonstrates the pipeline only; "
              "it does not recognize places. Use --checkpoint JIST_r18_512_seqgem.pth for real use.")
+    if engine is not None:
+        _check_engine_possible(engine)
     exporter = _import_exporter()
 
     started = time.perf_counter()
@@ -89,6 +95,24 @@ def command(
     )
     elapsed = time.perf_counter() - started
     _summary(bundle, elapsed, as_json)
+    if engine is not None:
+        from jist_edge import engine_build
+
+        path, header = engine_build.build(bundle, "encoder", engine, cache_dir=engine_build.cache_dir_for(
+            None, workspace), log=lambda m: click.echo(m, err=True))
+        click.echo("engine: {} ({}, TensorRT {})".format(path, header["precision"], header.get("tensorrt")))
+
+
+def _check_engine_possible(precision: str) -> None:
+    """Fail before the export, not after it, when no engine can be built here."""
+    from jist_edge.backends import tensorrt_backend
+
+    if not tensorrt_backend.is_available():
+        raise JistEdgeError("--engine needs TensorRT on this machine ({}); export here and run "
+                            "`jist-edge engine build` on the device".format(tensorrt_backend.why_unavailable()))
+    if precision == "int8":
+        raise JistEdgeError("--engine int8 needs calibration data: use `jist-edge engine build --precision int8 "
+                            "--calibration DIR|VIDEO`")
 
 
 def _model_dir(override: Optional[str]) -> str:

@@ -98,3 +98,17 @@ def test_batch_and_channel_order():
 def test_bad_frames_are_refused(frame):
     with pytest.raises(BadFrame):
         Preprocessor(10, 10)(frame)
+
+
+def test_out_buffer_is_filled_in_place_and_equals_a_fresh_result():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
+    pre = Preprocessor(24, 32)
+    buf = np.full((3, 24, 32), np.nan, np.float32)
+    assert pre(frame, out=buf) is buf
+    fresh = pre(frame)
+    assert fresh is not buf and np.array_equal(fresh, buf)
+    # and the fast path equals the straightforward formula
+    rgb = cv2.cvtColor(cv2.resize(frame, (32, 24), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    ref = ((rgb / 255.0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)).transpose(2, 0, 1)
+    assert np.abs(fresh - ref).max() < 1e-5

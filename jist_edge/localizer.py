@@ -98,6 +98,8 @@ class Localizer(object):
         self.ring = DescriptorRing(self.seq_len, bundle.dim)
         self.skipped = 0
         self.last_image = None  # type: Optional[np.ndarray]
+        # one input buffer for the whole stream: no per-frame allocation of 3 x H x W floats
+        self._input = np.empty((1, 3, bundle.height, bundle.width), dtype=np.float32)
 
     @classmethod
     def open(cls, model_dir: str, map_dir: str, **options: Any) -> "Localizer":
@@ -115,7 +117,8 @@ class Localizer(object):
                 capture_wait: float = 0.0, dropped: int = 0, name: Optional[str] = None) -> Result:
         """One frame through preprocess -> encoder -> ring -> SeqGeM -> matcher. Raises BadFrame."""
         t0 = time.perf_counter()
-        batch = self.preprocess(image_bgr)[None]
+        batch = self._input
+        self.preprocess(image_bgr, out=batch[0])
         self.last_image = image_bgr  # for --display; a reference, not a copy
         t1 = time.perf_counter()
         descriptor = self.encoder.encode(batch)[0]

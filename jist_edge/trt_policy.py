@@ -13,6 +13,13 @@ The version table (TensorRT Python API docs):
   ``execute_async_v3``); bindings with ``set_binding_shape`` + ``execute_async_v2`` before.
 - 10.0+: implicit INT8 calibration is deprecated (10.1); an explicitly quantized
   (Q/DQ) ONNX is the way, and ``set_calibration_profile`` is not used.
+- 11.0+: weakly typed builds are gone (``BuilderFlag.FP16``/``INT8``,
+  ``OBEY_PRECISION_CONSTRAINTS``, ``platform_has_fast_fp16``/``int8``, calibrators and
+  ``device_memory_size`` removed; TensorRT 10 to 11 migration guide), so 11+ is refused.
+
+INT8 calibration with a dynamic batch (TensorRT < 10) runs on the kOPT shape of the
+calibration profile, and the calibrator's batches must have exactly that shape;
+``calibration_profile`` gives it its own fixed profile (as trtexec does).
 """
 import re
 from typing import Any, Dict, List, Sequence, Tuple
@@ -23,6 +30,7 @@ PRECISIONS = ("fp32", "fp16", "int8", "best")
 DEFAULT_PRECISION = "fp16"
 DEFAULT_WORKSPACE_MIB = 256  # fits a 4 GB Nano; builds with 1 GiB+ get "Killed" there
 MIN_TENSORRT = (8, 0)
+MAX_TENSORRT_MAJOR = 10  # 11 removed the weakly typed builder API used here
 
 API_BINDINGS_V2 = "bindings_v2"
 API_NAMED_V3 = "named_v3"
@@ -44,10 +52,16 @@ def parse_version(version: str) -> Tuple[int, ...]:
 
 
 def check_supported(version: str) -> None:
-    """TensorRT 7 and older lack build_serialized_network: refuse with the reason."""
-    if parse_version(version)[:2] < MIN_TENSORRT:
+    """TensorRT 7 and older lack build_serialized_network, 11+ the weakly typed builder: refuse."""
+    parsed = parse_version(version)
+    if parsed[:2] < MIN_TENSORRT:
         raise JistEdgeError(
             "TensorRT {} is too old: jist-edge needs TensorRT 8.0 or newer (JetPack 4.6+)".format(version)
+        )
+    if parsed[0] > MAX_TENSORRT_MAJOR:
+        raise JistEdgeError(
+            "TensorRT {} is not supported: jist-edge uses the FP16/INT8 builder flags and precision "
+            "constraints that TensorRT 11 removed; use TensorRT 8.0-10.x".format(version)
         )
 
 
@@ -162,6 +176,19 @@ def batch_profile(input_chw: Sequence[int], max_batch: int) -> Dict[str, Tuple[i
         raise JistEdgeError("--max-batch must be at least 1, got {}".format(max_batch))
     chw = tuple(int(v) for v in input_chw)
     return {"min": (1,) + chw, "opt": (1,) + chw, "max": (max_batch,) + chw}
+
+
+def calibration_profile(batch_shape: Sequence[int]) -> Dict[str, Tuple[int, ...]]:
+    """A fixed profile (min = opt = max) for INT8 calibration batches of exactly this shape.
+
+    TensorRT calibrates a dynamic-shape network at the calibration profile's kOPT
+    shape; without one it uses the first profile, whose kOPT batch is 1 here, and
+    batches of any other size would not match.
+    """
+    shape = tuple(int(v) for v in batch_shape)
+    if not shape or any(v < 1 for v in shape):
+        raise JistEdgeError("calibration batch shape {} must be fully specified and positive".format(shape))
+    return {"min": shape, "opt": shape, "max": shape}
 
 
 def split_batches(n: int, max_batch: int) -> List[Tuple[int, int]]:

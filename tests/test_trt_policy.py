@@ -37,6 +37,26 @@ def test_old_tensorrt_refused(bad):
         tp.api_for_version(bad)
 
 
+@pytest.mark.parametrize("newer", ["11.0.0", "11.4.0.1"])
+def test_tensorrt_11_refused(newer):
+    # 11 removed BuilderFlag.FP16/INT8, precision constraints and platform_has_fast_*
+    with pytest.raises(JistEdgeError, match="TensorRT 8.0-10.x") as info:
+        tp.api_for_version(newer)
+    assert "\n" not in str(info.value)
+    tp.check_supported("10.13.0.post1")  # the last supported major passes
+
+
+def test_calibration_profile_is_fixed_at_the_batch_shape():
+    # calibration runs at kOPT of the calibration profile: it must equal the batches' shape
+    prof = tp.calibration_profile((4, 3, 96, 128))
+    assert prof["min"] == prof["opt"] == prof["max"] == (4, 3, 96, 128)
+    engine = tp.batch_profile((3, 96, 128), 5)
+    assert prof["opt"] != engine["opt"]  # the engine's own profile is tuned for batch 1
+    for bad in [(), (0, 3, 96, 128), (2, 3, -1, 128)]:
+        with pytest.raises(JistEdgeError, match="calibration batch shape"):
+            tp.calibration_profile(bad)
+
+
 def test_unreadable_version():
     with pytest.raises(JistEdgeError, match="version"):
         tp.parse_version("unknown")

@@ -64,6 +64,9 @@ class CudaDevice(object):
 
     def __enter__(self) -> "CudaDevice":
         self._lock.acquire()
+        if self.context is None:
+            self._lock.release()
+            raise JistEdgeError("the CUDA device was already closed")
         if self._depth == 0:
             self.context.push()
         self._depth += 1
@@ -72,7 +75,7 @@ class CudaDevice(object):
     def __exit__(self, *exc: Any) -> None:
         self._depth -= 1
         try:
-            if self._depth == 0:
+            if self._depth == 0 and self.context is not None:  # close() inside ``with`` popped it
                 self._cuda.Context.pop()
         finally:
             self._lock.release()
@@ -92,18 +95,38 @@ class CudaDevice(object):
         return {"free_bytes": int(free), "total_bytes": int(total)}
 
     def close(self) -> None:
-        if self.context is not None:
+        """Destroy the context, from whichever thread closes it.
+
+        pycuda's ``detach`` only destroys a context that is current or owned by the
+        calling thread (otherwise it leaks it silently), so make it current first;
+        ``detach`` of the current context also pops it.
+        """
+        if self.context is None:
+            return
+        with self._lock:
+            if self._depth == 0:
+                self.context.push()
             self.context.detach()
             self.context = None
 
 
+_LOGGER = []  # type: List[Any]
+
+
 def _logger(trt, verbose: bool = False):
-    return trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
+    """One process-wide logger: TensorRT keeps a single logger pointer (it warns when a Builder
+    or Runtime brings another), and a module-level one can never be collected under it."""
+    if not _LOGGER:
+        _LOGGER.append(trt.Logger(trt.Logger.WARNING))
+    logger = _LOGGER[0]
+    logger.min_severity = trt.Logger.VERBOSE if verbose else trt.Logger.WARNING
+    return logger
 
 
 def platform_info(device: Optional[CudaDevice] = None) -> Dict[str, Any]:
     """TensorRT version, GPU name, compute capability and fast FP16/INT8 (for doctor and headers)."""
     trt = import_tensorrt()
+    trt_policy.check_supported(str(trt.__version__))
     own = device is None
     device = device or CudaDevice()
     try:
@@ -116,6 +139,7 @@ def platform_info(device: Optional[CudaDevice] = None) -> Dict[str, Any]:
                 "fast_fp16": bool(builder.platform_has_fast_fp16),
                 "fast_int8": bool(builder.platform_has_fast_int8),
             }
+            del builder  # TensorRT objects are destroyed while their CUDA context is current
         info.update(device.memory())
         return info
     finally:
@@ -180,6 +204,40 @@ def _set_workspace(trt, config, nbytes: int) -> None:
         config.max_workspace_size = nbytes
 
 
+def _precision_flag(trt, version: str):
+    """OBEY_PRECISION_CONSTRAINTS (8.2+), or STRICT_TYPES where a build lacks it."""
+    name = trt_policy.precision_constraint_flag(version)
+    flag = getattr(trt.BuilderFlag, name, None)
+    return flag if flag is not None else trt.BuilderFlag.STRICT_TYPES
+
+
+def _load_timing_cache(config, path: str):
+    """The timing cache from ``path``, or an empty one when it is missing or unreadable."""
+    blob = b""
+    if os.path.isfile(path):
+        with open(path, "rb") as handle:
+            blob = handle.read()
+    cache = None
+    if blob:
+        try:
+            cache = config.create_timing_cache(blob)
+        except (RuntimeError, TypeError, ValueError):  # a truncated or foreign cache file
+            cache = None
+    if cache is None or not config.set_timing_cache(cache, False):  # (cache, ignore_mismatch)
+        cache = config.create_timing_cache(b"")
+        config.set_timing_cache(cache, False)
+    return cache
+
+
+def _add_calibration_profile(builder, config, input_name: str, calibrator: Any) -> None:
+    """Calibration runs at kOPT of this profile, so it is fixed at the calibrator's batch shape."""
+    shapes = trt_policy.calibration_profile(calibrator.shape)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(input_name, shapes["min"], shapes["opt"], shapes["max"])
+    if not config.set_calibration_profile(profile):
+        raise JistEdgeError("TensorRT refused the calibration profile {}".format(shapes["opt"]))
+
+
 def build_engine(
     onnx_path: str,
     plan: "trt_policy.PrecisionPlan",
@@ -192,8 +250,8 @@ def build_engine(
 ) -> Dict[str, Any]:
     """Parse ONNX, configure, build; returns {"engine": bytes, "fp32_layers": [...], ...}.
 
-    ``calibrator`` is an IInt8EntropyCalibrator2 (TensorRT < 10); for TensorRT 10 pass
-    a Q/DQ ONNX as ``onnx_path`` instead (its scales make the INT8 flag enough).
+    ``calibrator`` comes from ``make_entropy_calibrator`` (TensorRT < 10); for TensorRT 10
+    pass a Q/DQ ONNX as ``onnx_path`` instead (its scales make the INT8 flag enough).
     """
     trt = import_tensorrt()
     version = str(trt.__version__)
@@ -220,30 +278,30 @@ def build_engine(
                 if calibrator is not None:
                     config.int8_calibrator = calibrator
                     if trt_policy.uses_calibration_profile(version):
-                        config.set_calibration_profile(profile)
+                        _add_calibration_profile(builder, config, input_name, calibrator)
             if plan.pin_fp32_head:
                 pinned = pin_fp32_head(trt, network)
                 if pinned:
-                    config.set_flag(getattr(trt.BuilderFlag, trt_policy.precision_constraint_flag(version)))
-            cache = None
-            if timing_cache:
-                blob = b""
-                if os.path.isfile(timing_cache):
-                    with open(timing_cache, "rb") as handle:
-                        blob = handle.read()
-                cache = config.create_timing_cache(blob)
-                config.set_timing_cache(cache, ignore_mismatch=False)
+                    config.set_flag(_precision_flag(trt, version))
+            cache = _load_timing_cache(config, timing_cache) if timing_cache else None
             serialized = builder.build_serialized_network(network, config)
+            failure = getattr(calibrator, "error", None)
+            if failure is not None:  # raised inside get_batch, where TensorRT cannot pass it on
+                raise failure
             if serialized is None:
                 raise JistEdgeError(
                     "TensorRT could not build an engine from {} (see the TensorRT log above); on a "
                     "4 GB Jetson try a smaller --workspace or close other programs".format(onnx_path)
                 )
+            engine = bytes(serialized)
             if cache is not None:
                 write_bytes_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
-            del parser
+            # TensorRT objects are destroyed here, while their CUDA context is current
+            del serialized, cache, config, network, parser, builder
+            if hasattr(calibrator, "free"):
+                calibrator.free()
             return {
-                "engine": bytes(serialized),
+                "engine": engine,
                 "fp32_layers": pinned,
                 "input_name": input_name,
                 "tensorrt": version,
@@ -264,7 +322,10 @@ def make_entropy_calibrator(
     """An IInt8EntropyCalibrator2 fed by ``batches()`` (NxCxHxW float32, fixed N).
 
     ``batches`` is only called when TensorRT asks for data, i.e. when ``read_cache``
-    returned nothing; a valid cache means no image is read at all.
+    returned nothing; a valid cache means no image is read at all. TensorRT calls
+    these methods from C++ during ``build_serialized_network``: an exception there
+    cannot travel back through it, so it is kept in ``error`` (build_engine raises it)
+    and TensorRT is told the data has ended.
     """
     trt = import_tensorrt()
     cuda = import_pycuda()
@@ -277,30 +338,50 @@ def make_entropy_calibrator(
             self.device_input = None
             self.iterator = None  # type: Optional[Iterator[np.ndarray]]
             self.batches_served = 0
+            self.error = None  # type: Optional[BaseException]
 
         def get_batch_size(self) -> int:
             return self.shape[0]
 
         def get_batch(self, names: List[str]) -> Optional[List[int]]:
-            if self.iterator is None:
-                self.iterator = iter(batches())
-                self.device_input = cuda.mem_alloc(self.nbytes)
-            try:
-                batch = next(self.iterator)
-            except StopIteration:
+            if self.error is not None:
                 return None
-            batch = np.ascontiguousarray(batch, dtype=np.float32)
-            if batch.shape != self.shape:
-                raise JistEdgeError("calibration batch has shape {}, expected {}".format(batch.shape, self.shape))
-            cuda.memcpy_htod(self.device_input, batch)
-            self.batches_served += 1
-            return [int(self.device_input)]
+            try:
+                if self.iterator is None:
+                    self.iterator = iter(batches())
+                    self.device_input = cuda.mem_alloc(self.nbytes)
+                batch = next(self.iterator, None)
+                if batch is None:
+                    return None  # no more data: TensorRT computes the scales
+                batch = np.ascontiguousarray(batch, dtype=np.float32)
+                if batch.shape != self.shape:
+                    raise JistEdgeError("calibration batch has shape {}, expected {}".format(
+                        batch.shape, self.shape))
+                cuda.memcpy_htod(self.device_input, batch)
+                self.batches_served += 1
+                return [int(self.device_input)]
+            except Exception as exc:  # noqa: BLE001 - re-raised by build_engine
+                self.error = exc
+                return None
 
         def read_calibration_cache(self) -> Optional[bytes]:
-            return read_cache()
+            try:
+                return read_cache()
+            except Exception as exc:  # noqa: BLE001
+                self.error = exc
+                return None
 
         def write_calibration_cache(self, cache: Any) -> None:
-            write_cache(bytes(cache))
+            try:
+                write_cache(bytes(cache))
+            except Exception as exc:  # noqa: BLE001
+                self.error = exc
+
+        def free(self) -> None:
+            """Release the device buffer (call while the CUDA context is current)."""
+            if self.device_input is not None:
+                self.device_input.free()
+                self.device_input = None
 
     return EntropyCalibrator()
 
@@ -327,6 +408,10 @@ class EngineRunner(object):
             if self.engine is None:
                 raise JistEdgeError("TensorRT could not deserialize the engine (built by another TensorRT?)")
             self.context = self.engine.create_execution_context()
+            if self.context is None:  # its activation memory could not be allocated
+                raise JistEdgeError("TensorRT could not create an execution context ({} bytes of device "
+                                    "memory needed); close other programs".format(
+                                        getattr(self.engine, "device_memory_size", "?")))
             self._describe_io()
             self.max_batch = int(self.max_input_shape[0])
             self.host_in = cuda.pagelocked_empty(tuple(self.max_input_shape), dtype=self.in_dtype)
@@ -374,6 +459,9 @@ class EngineRunner(object):
         n = int(batch.shape[0])
         if n < 1 or n > self.max_batch:
             raise ValueError("batch of {} frames is outside the engine's profile 1..{}".format(n, self.max_batch))
+        if tuple(batch.shape[1:]) != tuple(self.max_input_shape[1:]):
+            raise JistEdgeError("frames of shape {} do not fit the engine's input {} (rebuild the engine "
+                                "for this bundle)".format(tuple(batch.shape[1:]), tuple(self.max_input_shape[1:])))
         cuda = self.cuda
         with self.device:
             host_in = self.host_in[:n]
@@ -411,9 +499,18 @@ class EngineRunner(object):
     def close(self) -> None:
         if getattr(self, "context", None) is None:
             return
+        # pycuda frees buffers and streams only where their context can be made current
+        # (else it leaks them silently), and TensorRT objects need it too: free all here
         with self.device:
+            self.stream.synchronize()
             self.dev_in.free()
             self.dev_out.free()
+            for host in (self.host_in, self.host_out):
+                allocation = getattr(host, "base", None)  # pagelocked_empty's HostAllocation
+                if hasattr(allocation, "free"):
+                    allocation.free()
+            self.host_in = self.host_out = None
+            self.stream = None
             self.context = None
             self.engine = None
             self.runtime = None

@@ -84,6 +84,7 @@ def build(
         expected = expected_for(bundle, model, plan.name, platform, max_batch)
         directory = cache_dir_for(cache_dir)
         onnx_path = os.path.join(bundle.path, MODELS[model])
+        trt_policy.check_onnx_opset(platform["tensorrt"], bundle.manifest["opset"], onnx_path)
         extra = {"workspace_mib": int(workspace_mib), "precision_requested": precision}
         calibrator = None
         if plan.int8 and int8_source is None and precision == "best":

@@ -80,6 +80,31 @@ def precision_constraint_flag(version: str) -> str:
     return "OBEY_PRECISION_CONSTRAINTS" if parse_version(version)[:2] >= (8, 2) else "STRICT_TYPES"
 
 
+def max_onnx_opset(version: str) -> int:
+    """The newest ONNX opset the bundled ONNX parser reads (onnx-tensorrt docs/operators.md:
+    up to 13 for TensorRT 8.0-8.4, 17 for 8.5/8.6); 0 means no known limit (10+ reads 18+).
+
+    Opset 18 moved the axes of ReduceMean/ReduceL2 into an input, which older parsers
+    do not read, so an opset-18 encoder must be refused there, not half-parsed.
+    """
+    major_minor = parse_version(version)[:2]
+    if major_minor < (8, 5):
+        return 13
+    if major_minor[0] < 10:
+        return 17
+    return 0
+
+
+def check_onnx_opset(version: str, opset: int, what: str) -> None:
+    """Refuse an ONNX file whose opset this TensorRT's parser cannot read, naming the fix."""
+    limit = max_onnx_opset(version)
+    if limit and int(opset) > limit:
+        raise JistEdgeError(
+            "{} is ONNX opset {}, but TensorRT {} parses opsets up to {}: re-export the bundle with "
+            "`jist-edge export --opset {}`".format(what, int(opset), version, limit, min(limit, 13))
+        )
+
+
 def needs_explicit_batch_flag(version: str) -> bool:
     return parse_version(version)[0] < 10
 

@@ -57,6 +57,20 @@ def test_calibration_profile_is_fixed_at_the_batch_shape():
             tp.calibration_profile(bad)
 
 
+@pytest.mark.parametrize("version, limit", [("8.0.1.6", 13), ("8.2.1.8", 13), ("8.4.3", 13),
+                                            ("8.5.2.2", 17), ("8.6.1", 17), ("10.3.0", 0)])
+def test_onnx_opset_limit_per_parser(version, limit):
+    assert tp.max_onnx_opset(version) == limit
+    tp.check_onnx_opset(version, 13, "encoder.onnx")  # the default export opset parses everywhere
+    if limit:
+        tp.check_onnx_opset(version, limit, "encoder.onnx")
+        with pytest.raises(JistEdgeError, match="--opset 13") as info:
+            tp.check_onnx_opset(version, limit + 1, "/b/encoder.onnx")
+        assert "/b/encoder.onnx" in str(info.value) and "\n" not in str(info.value)
+    else:
+        tp.check_onnx_opset(version, 18, "encoder.onnx")
+
+
 def test_unreadable_version():
     with pytest.raises(JistEdgeError, match="version"):
         tp.parse_version("unknown")

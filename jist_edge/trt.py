@@ -53,12 +53,17 @@ class CudaDevice(object):
     def __init__(self, index: int = 0) -> None:
         cuda = import_pycuda()
         self._cuda = cuda
-        cuda.init()
-        if cuda.Device.count() < 1:
-            raise JistEdgeError("pycuda found no CUDA device")
-        self.device = cuda.Device(index)
-        self.context = self.device.make_context()  # created and pushed ...
-        cuda.Context.pop()  # ... and popped, so no thread owns it
+        self.context = None
+        try:
+            cuda.init()
+            if cuda.Device.count() < 1:
+                raise JistEdgeError("pycuda found no CUDA device")
+            self.device = cuda.Device(index)
+            self.context = self.device.make_context()  # created and pushed ...
+            cuda.Context.pop()  # ... and popped, so no thread owns it
+        except cuda.Error as exc:  # no driver, no device, out of memory: one line, not a traceback
+            reason = str(exc).strip() or type(exc).__name__
+            raise JistEdgeError("CUDA device {} is not usable: {}".format(index, reason))
         self._lock = threading.RLock()
         self._depth = 0
 

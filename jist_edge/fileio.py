@@ -40,12 +40,33 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _cannot_write(path: str, exc: OSError) -> JistEdgeError:
+    return JistEdgeError("cannot write {}: {}".format(path, exc.strerror or exc))
+
+
+def _parent_dir(path: str) -> str:
+    """The folder that will hold ``path``, created if needed; a one-line error if it cannot be."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        blocker = directory
+        while blocker and not os.path.exists(blocker):
+            blocker = os.path.dirname(blocker)
+        if blocker and not os.path.isdir(blocker):
+            raise JistEdgeError("cannot write {}: {} is a file, not a folder".format(path, blocker))
+        raise _cannot_write(path, exc)
+    return directory
+
+
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary path beside ``path``; rename it over ``path`` on success."""
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    directory = _parent_dir(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise _cannot_write(path, exc)
     os.close(fd)
     _normal_mode(tmp)
     try:
@@ -113,9 +134,11 @@ def staged_directory(final_dir: str) -> Iterator[str]:
     one is in place, so a crash at any point leaves either the old or the new one.
     """
     final_dir = os.path.abspath(final_dir)
-    parent = os.path.dirname(final_dir)
-    os.makedirs(parent, exist_ok=True)
-    stage = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".", suffix=".staging", dir=parent)
+    parent = _parent_dir(final_dir)
+    try:
+        stage = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".", suffix=".staging", dir=parent)
+    except OSError as exc:
+        raise _cannot_write(final_dir, exc)
     _normal_mode(stage, directory=True)
     try:
         yield stage

@@ -50,3 +50,16 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_unwritable_destination_is_one_line_error_naming_the_path(tmp_path):
+    from jist_edge.errors import JistEdgeError
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(JistEdgeError, match="a_file is a file, not a folder"):
+        write_json_atomic(str(blocker / "sub" / "r.json"), {"v": 1})
+    with pytest.raises(JistEdgeError, match="cannot write .*out"):
+        with staged_directory(str(blocker / "out")):
+            pass
+    assert blocker.read_text() == "x" and sorted(os.listdir(tmp_path)) == ["a_file"]

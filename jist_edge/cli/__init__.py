@@ -4,6 +4,7 @@ Subcommands live in one module each (``<name>_cmd.py``, exposing ``command``) an
 imported only when used, so ``jist-edge run`` on a Jetson never imports the export
 code (and torch) that ``jist-edge export`` needs.
 """
+import errno
 import importlib
 from typing import List, Optional
 
@@ -50,6 +51,21 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except JistEdgeError as exc:
             raise click.ClickException(str(exc))
+        except OSError as exc:
+            # A path the user gave cannot be read or written (permissions, a file where a
+            # folder is needed, disk full): one line naming it. A closed stdout pipe
+            # (`... | head`) is left to click, which exits quietly.
+            if exc.errno == errno.EPIPE:
+                raise
+            raise click.ClickException(os_error_line(exc))
+
+
+def os_error_line(exc: OSError) -> str:
+    """``cannot use PATH: reason`` for an OSError, without its errno noise."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    return "cannot use {}: {}".format(exc.filename, reason)
 
 
 def _module_exists(module: str) -> bool:

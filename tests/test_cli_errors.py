@@ -1,0 +1,54 @@
+"""Bad input across commands: one line naming the file or option, exit 1, no traceback,
+and nothing good replaced by something half-written. Real bundle, real map, real files."""
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from jist_edge.cli import main
+
+from map_routes import positions, route_frames, write_images
+
+pytest.importorskip("torch", exc_type=ImportError)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, tiny_bundle):
+    """An image route (database and queries) and a map of its database pass."""
+    from jist_edge.mapping import build_map
+
+    root = tmp_path_factory.mktemp("cli_errors")
+    db = str(root / "db")
+    queries = str(root / "queries")
+    write_images(db, route_frames(12, seed=5), positions(12))
+    write_images(queries, route_frames(10, seed=5, shift=2), positions(10, offset=1.0))
+    place_map = build_map(tiny_bundle, db, str(root / "map"))
+    blocker = root / "a_file"
+    blocker.write_text("not a folder")
+    return {"db": db, "queries": queries, "map": place_map.path, "blocker": str(blocker)}
+
+
+def _fails_with_one_line(res, *fragments):
+    assert res.exit_code == 1, res.output
+    assert isinstance(res.exception, SystemExit), repr(res.exception)
+    assert "Traceback" not in res.output
+    error_lines = [line for line in res.output.splitlines() if line.startswith("Error: ")]
+    assert len(error_lines) == 1, res.output
+    for fragment in fragments:
+        assert fragment in error_lines[0], res.output
+
+
+def test_outputs_that_cannot_be_written_are_one_line_errors(tiny_bundle, setup, tmp_path):
+    under_file = os.path.join(setup["blocker"], "sub")
+    runner = CliRunner()
+    res = runner.invoke(main, ["map", "build", "--model", tiny_bundle.path, "--images", setup["db"],
+                               "--output", os.path.join(under_file, "map"), "--quiet"])
+    _fails_with_one_line(res, "cannot write", "a_file is a file, not a folder")
+    res = runner.invoke(main, ["eval", "--model", tiny_bundle.path, "--database", setup["db"],
+                               "--queries", setup["queries"], "--quiet", "--json", os.path.join(under_file, "e.json")])
+    _fails_with_one_line(res, "a_file is a file, not a folder")
+    res = runner.invoke(main, ["run", "--model", tiny_bundle.path, "--map", setup["map"], "--images",
+                               setup["queries"], "--quiet", "--output", os.path.join(setup["blocker"], "r.jsonl")])
+    _fails_with_one_line(res, "r.jsonl")
+    with open(setup["blocker"]) as handle:
+        assert handle.read() == "not a folder"

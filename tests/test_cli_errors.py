@@ -52,3 +52,17 @@ def test_outputs_that_cannot_be_written_are_one_line_errors(tiny_bundle, setup, 
     _fails_with_one_line(res, "r.jsonl")
     with open(setup["blocker"]) as handle:
         assert handle.read() == "not a folder"
+
+
+@pytest.mark.parametrize("args", [
+    ["synth", "--length", "nan"],
+    ["synth", "--frames", "5", "--spacing", "inf"],
+    ["eval", "--database", "x", "--queries", "y", "--threshold", "nan"],
+    ["demo", "--threshold", "-inf"],
+    ["demo", "--threshold", "-5"],
+])
+def test_non_finite_or_negative_distances_are_refused_before_any_work(args, tmp_path):
+    res = CliRunner().invoke(main, args + ["--workspace", str(tmp_path)] if args[0] != "eval" else args)
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output and "Invalid value for '--" in res.output
+    assert os.listdir(str(tmp_path)) == []

@@ -1,5 +1,6 @@
 """Options and output helpers shared by the subcommands."""
 import json
+import math
 import sys
 from typing import Any, Callable, List, Sequence
 
@@ -15,6 +16,18 @@ workspace_option = click.option(
     show_envvar=True,
     help="Workspace shared by export, map build and run [default: ~/.jist-edge].",
 )
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses nan and inf: nan passes every bound check."""
+
+    name = "float"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail("{!r} is not a finite number".format(value), param, ctx)
+        return number
 
 
 def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Callable[[str], None] = click.echo) -> None:

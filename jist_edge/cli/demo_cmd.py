@@ -7,7 +7,7 @@ import click
 import numpy as np
 
 from jist_edge import workspace as ws
-from jist_edge.cli.common import echo_table, warn, workspace_option
+from jist_edge.cli.common import FiniteFloatRange, echo_table, warn, workspace_option
 from jist_edge.errors import JistEdgeError
 
 RECALLS = (1, 5, 10)
@@ -47,7 +47,8 @@ def live_recall(results_ids: np.ndarray, query_rows: List[List[int]], query_posi
 @click.option("--backend", default="auto", show_default=True,
               type=click.Choice(["auto", "onnxruntime", "tensorrt"]), help="Encoder backend.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the route and of random weights.")
-@click.option("--threshold", default=25.0, show_default=True, help="Positive distance in metres.")
+@click.option("--threshold", default=25.0, show_default=True, type=FiniteFloatRange(min=0, min_open=True),
+              help="Positive distance in metres.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the summary as JSON.")
 @workspace_option
 def command(output, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path, workspace):

@@ -6,7 +6,7 @@ from typing import Optional, Tuple
 
 import click
 
-from jist_edge.cli.common import echo_json, echo_table, workspace_option
+from jist_edge.cli.common import FiniteFloatRange, echo_json, echo_table, workspace_option
 from jist_edge.errors import JistEdgeError
 from jist_edge.synth import DATABASE_SPACING_M, QUERY_OFFSET_M, QUERY_SPEED_RATIO, frames_that_fit, make_route_dataset
 from jist_edge.workspace import workspace_dir
@@ -45,19 +45,19 @@ files with frame,easting,northing CSVs instead.
 @click.option("--output", "-o", type=click.Path(file_okay=False), default=None,
               help="Folder to write [default: <workspace>/synth].")
 @click.option("--frames", type=click.IntRange(2, None), default=None, help="Database frames [default: 300].")
-@click.option("--length", "length_m", type=click.FloatRange(1.0, None), default=None,
+@click.option("--length", "length_m", type=FiniteFloatRange(1.0, None), default=None,
               help="Route length in metres (instead of --frames).")
-@click.option("--spacing", "spacing_m", type=click.FloatRange(0.1, None), default=DATABASE_SPACING_M, show_default=True,
+@click.option("--spacing", "spacing_m", type=FiniteFloatRange(0.1, None), default=DATABASE_SPACING_M, show_default=True,
               help="Metres between database frames.")
-@click.option("--query-spacing", "query_spacing_m", type=click.FloatRange(0.1, None), default=None,
+@click.option("--query-spacing", "query_spacing_m", type=FiniteFloatRange(0.1, None), default=None,
               help="Metres between query frames [default: {} x --spacing].".format(QUERY_SPEED_RATIO))
-@click.option("--query-offset", "query_offset_m", type=click.FloatRange(0.0, None), default=QUERY_OFFSET_M,
+@click.option("--query-offset", "query_offset_m", type=FiniteFloatRange(0.0, None), default=QUERY_OFFSET_M,
               show_default=True, help="Where the query pass starts along the route, in metres.")
 @click.option("--img-size", nargs=2, type=click.IntRange(16, 4096), default=(240, 320), show_default=True,
               metavar="H W", help="Frame height and width in pixels.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Route and condition seed.")
 @click.option("--video", is_flag=True, help="Write database.avi/queries.avi (MJPG) plus positions CSVs.")
-@click.option("--fps", type=click.FloatRange(1.0, 240.0), default=10.0, show_default=True, help="Video frame rate.")
+@click.option("--fps", type=FiniteFloatRange(1.0, 240.0), default=10.0, show_default=True, help="Video frame rate.")
 @click.option("--force", is_flag=True, help="Replace an --output folder that synth did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @workspace_option

@@ -35,9 +35,15 @@ def _no_progress(step: str, index: int, total: int) -> None:
     pass
 
 
+# ResNet-18 needs 32 px (its stride); above 4096 px a side the torch export alone runs
+# out of memory (a 100000 x 100000 request died in the allocator with a traceback).
+MIN_SIDE, MAX_SIDE = 32, 4096
+
+
 def _validate(img_size: Sequence[int], seq_len: int) -> None:
-    if len(img_size) != 2 or min(img_size) < 32:
-        raise JistEdgeError("--img-size must be two numbers H W, each at least 32, got {}".format(list(img_size)))
+    if len(img_size) != 2 or min(img_size) < MIN_SIDE or max(img_size) > MAX_SIDE:
+        raise JistEdgeError("--img-size must be two numbers H W, each from {} to {}, got {}".format(
+            MIN_SIDE, MAX_SIDE, list(img_size)))
     if seq_len < 1:
         raise JistEdgeError("--seq-len must be at least 1, got {}".format(seq_len))
 

@@ -203,6 +203,10 @@ def test_cli_argument_errors(tmp_path):
         assert result.exit_code != 0 and "Traceback" not in result.output
     bad_opset = _cli(["--random-init", "--opset", "9", "--output", out])
     assert bad_opset.exit_code != 0 and "--opset 9" in bad_opset.output
+    for size in (["31", "31"], ["0", "0"], ["100000", "100000"]):
+        bad_size = _cli(["--random-init", "--img-size"] + size + ["--output", out])
+        assert bad_size.exit_code == 1 and isinstance(bad_size.exception, SystemExit), bad_size.output
+        assert "--img-size" in bad_size.output and "Traceback" not in bad_size.output
     assert not os.path.exists(out)
 
 

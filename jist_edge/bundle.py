@@ -198,10 +198,12 @@ def _refuse_overwrite(out_dir: str, new_id: str, force: bool) -> None:
 
 def validate_manifest(manifest: Dict[str, Any], where: str) -> None:
     """Raise IntegrityError naming the first field that is missing or of the wrong type."""
+    # The format first: a map folder given as --model should say so, not "missing field".
+    if "format" in manifest and manifest["format"] != FORMAT:
+        raise IntegrityError("{}: format is {!r}, expected {!r} (not a model bundle folder?)".format(
+            where, manifest["format"], FORMAT))
     _check_fields(manifest, _SCHEMA, where)
     _check_fields(manifest["input"], _INPUT_SCHEMA, where + " [input]")
-    if manifest["format"] != FORMAT:
-        raise IntegrityError("{}: format is {!r}, expected {!r}".format(where, manifest["format"], FORMAT))
     if manifest["format_version"] > FORMAT_VERSION:
         raise IntegrityError(
             "{}: format_version {} is newer than this jist-edge understands ({}); upgrade jist-edge".format(

@@ -331,15 +331,16 @@ def refuse_overwrite(out_dir: str, force: bool) -> None:
 
 def validate_manifest(manifest: Dict[str, Any], where: str) -> None:
     """Raise IntegrityError naming the first missing or wrong field."""
+    # The format first: a model bundle given as a map should say so, not "missing field".
+    if "format" in manifest and manifest["format"] != FORMAT:
+        raise IntegrityError("{}: format is {!r}, expected {!r} (not a map folder?)".format(
+            where, manifest["format"], FORMAT))
     for key, kind in _SCHEMA.items():
         if key not in manifest:
             raise IntegrityError("{}: missing field {!r}".format(where, key))
         if not isinstance(manifest[key], kind) or isinstance(manifest[key], bool):
             raise IntegrityError("{}: field {!r} has the wrong type ({})".format(
                 where, key, type(manifest[key]).__name__))
-    if manifest["format"] != FORMAT:
-        raise IntegrityError("{}: format is {!r}, expected {!r} (not a map folder?)".format(
-            where, manifest["format"], FORMAT))
     if manifest["format_version"] > FORMAT_VERSION:
         raise IntegrityError("{}: format_version {} is newer than this jist-edge understands ({})".format(
             where, manifest["format_version"], FORMAT_VERSION))

@@ -66,3 +66,11 @@ def test_non_finite_or_negative_distances_are_refused_before_any_work(args, tmp_
     assert res.exit_code == 2, res.output
     assert "Traceback" not in res.output and "Invalid value for '--" in res.output
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_a_map_given_as_model_and_a_bundle_given_as_map_are_named_as_such(tiny_bundle, setup):
+    runner = CliRunner()
+    res = runner.invoke(main, ["run", "--model", setup["map"], "--map", setup["map"], "--images", setup["queries"]])
+    _fails_with_one_line(res, "format is 'jist-edge-map'", "not a model bundle")
+    res = runner.invoke(main, ["map", "info", tiny_bundle.path])
+    _fails_with_one_line(res, "format is 'jist-edge-bundle'", "not a map folder")

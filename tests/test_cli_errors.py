@@ -74,3 +74,15 @@ def test_a_map_given_as_model_and_a_bundle_given_as_map_are_named_as_such(tiny_b
     _fails_with_one_line(res, "format is 'jist-edge-map'", "not a model bundle")
     res = runner.invoke(main, ["map", "info", tiny_bundle.path])
     _fails_with_one_line(res, "format is 'jist-edge-bundle'", "not a map folder")
+
+
+@pytest.mark.parametrize("command", [["run", "--map", "MAP"], ["map", "build", "--output", "OUT"]])
+def test_images_must_be_a_folder_and_video_a_file(command, tiny_bundle, setup, tmp_path):
+    """run used to open a file given as --images as a video (and a folder given as --video as images)."""
+    args = [setup["map"] if a == "MAP" else str(tmp_path / "m") if a == "OUT" else a for a in command]
+    runner = CliRunner()
+    res = runner.invoke(main, args + ["--model", tiny_bundle.path, "--images", setup["blocker"]])
+    _fails_with_one_line(res, "--images must be a folder", "a_file")
+    res = runner.invoke(main, args + ["--model", tiny_bundle.path, "--video", setup["db"]])
+    _fails_with_one_line(res, "--video must be a file", "use --images")
+    assert not os.path.exists(str(tmp_path / "m"))

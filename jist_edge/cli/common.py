@@ -1,12 +1,14 @@
 """Options and output helpers shared by the subcommands."""
 import json
 import math
+import os
 import sys
 from typing import Any, Callable, List, Sequence
 
 import click
 
 from jist_edge import workspace
+from jist_edge.errors import JistEdgeError
 
 workspace_option = click.option(
     "--workspace",
@@ -28,6 +30,16 @@ class FiniteFloatRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail("{!r} is not a finite number".format(value), param, ctx)
         return number
+
+
+def check_route_path(option: str, path: str) -> None:
+    """A route given as --images must be a folder and as --video a file, and must exist."""
+    if not os.path.exists(path):
+        raise JistEdgeError("{} not found: {}".format(option, path))
+    if option == "--images" and not os.path.isdir(path):
+        raise JistEdgeError("--images must be a folder, {} is a file (use --video)".format(path))
+    if option == "--video" and os.path.isdir(path):
+        raise JistEdgeError("--video must be a file, {} is a folder (use --images)".format(path))
 
 
 def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Callable[[str], None] = click.echo) -> None:

@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional
 import click
 
 from jist_edge import workspace as ws_paths
-from jist_edge.cli.common import echo_json, echo_table, warn, workspace_option
+from jist_edge.cli.common import check_route_path, echo_json, echo_table, warn, workspace_option
 from jist_edge.errors import JistEdgeError
 
 
@@ -98,12 +98,7 @@ def build(model, images, video, from_map, positions, stride, seq_len, batch_size
     if len(given) != 1:
         raise click.UsageError("give exactly one of --images, --video, --from-map")
     option, route_path = given[0]
-    if not os.path.exists(route_path):
-        raise JistEdgeError("{} not found: {}".format(option, route_path))
-    if option == "--images" and not os.path.isdir(route_path):
-        raise JistEdgeError("--images must be a folder: {}".format(route_path))
-    if option == "--video" and os.path.isdir(route_path):
-        raise JistEdgeError("--video must be a file, {} is a folder (use --images)".format(route_path))
+    check_route_path(option, route_path)
     bundle = load_bundle(model or workspace_model(workspace))
     output = output or ws_paths.map_dir(workspace)
     if option == "--from-map" and (positions or stride != 1):

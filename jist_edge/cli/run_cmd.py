@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional
 import click
 
 from jist_edge import workspace
-from jist_edge.cli.common import echo_table, workspace_option
+from jist_edge.cli.common import check_route_path, echo_table, workspace_option
 from jist_edge.errors import JistEdgeError
 from jist_edge.workspace import engine_dir as workspace_engine_dir
 
@@ -81,8 +81,8 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     if len(given) != 1:
         raise click.UsageError("give exactly one of --camera, --video, --images")
     uri = str(given[0][1])
-    if given[0][0] != "--camera" and not os.path.exists(uri):
-        raise JistEdgeError("{} not found: {}".format(given[0][0], uri))
+    if given[0][0] != "--camera":
+        check_route_path(given[0][0], uri)
     model, map_dir = resolve_model_and_map(model, map_dir, workspace)
     loc = Localizer.open(model, map_dir, backend=backend, top_k=top_k, ef=ef, exact=exact, precision=precision,
                          no_build=no_build, cache_dir=workspace_engine_dir(workspace))

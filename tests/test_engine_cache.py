@@ -157,3 +157,17 @@ def test_engine_build_without_tensorrt_is_one_line(tmp_path):
     assert result.exit_code != 0
     assert "cannot build engines here" in result.output and "tensorrt" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_engine_build_takes_the_shared_workspace_folder_and_refuses_zero_counts(tmp_path):
+    """--workspace is the folder every command shares (it used to be TensorRT's MiB here)."""
+    from click.testing import CliRunner
+
+    from jist_edge.cli import main
+
+    runner = CliRunner()
+    parsed = runner.invoke(main, ["engine", "build", "--workspace", str(tmp_path), "--trt-workspace", "128"])
+    assert parsed.exit_code != 2 and "Invalid value" not in parsed.output, parsed.output
+    for option in ("--frames", "--max-batch"):
+        bad = runner.invoke(main, ["engine", "build", str(tmp_path), option, "0"])
+        assert bad.exit_code == 2 and "Invalid value for '{}'".format(option) in bad.output

@@ -97,6 +97,7 @@ class Localizer(object):
         self.seq_len = int(seq_len or place_map.seq_len)
         self.ring = DescriptorRing(self.seq_len, bundle.dim)
         self.skipped = 0
+        self.source_skipped = 0  # what the last streamed source skipped (unreadable files/frames)
         self.last_image = None  # type: Optional[np.ndarray]
         # one input buffer for the whole stream: no per-frame allocation of 3 x H x W floats
         self._input = np.empty((1, 3, bundle.height, bundle.width), dtype=np.float32)
@@ -170,8 +171,14 @@ class Localizer(object):
                 if max_frames is not None and emitted >= max_frames:
                     break
         finally:
+            self.source_skipped = getattr(src, "skipped", 0)
             if own:
                 src.close()
+
+    @property
+    def frames_skipped(self) -> int:
+        """Unusable frames so far, counted even when no result followed them."""
+        return self.skipped + self.source_skipped
 
     def describe(self) -> Dict[str, Any]:
         info = self.encoder.describe()

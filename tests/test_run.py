@@ -85,6 +85,28 @@ def test_run_cli_writes_one_json_line_per_frame(tiny_bundle, route, tmp_path):
     assert [json.loads(line)["frame"] for line in res.stdout.splitlines()] == [0, 1]
 
 
+def test_run_counts_unreadable_images_even_after_the_last_result(tiny_bundle, route, tmp_path):
+    _, place_map = route
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        assert cv2.imwrite(str(folder / "f{}.png".format(i)), np.full((64, 96, 3), 40 * i + 20, np.uint8))
+    (folder / "f3.png").write_bytes(b"")
+    (folder / "f4.png").write_bytes(b"\x89PNG not really")
+    res = CliRunner().invoke(main, ["run", "--model", tiny_bundle.path, "--map", place_map.path, "--images",
+                                    str(folder), "--output", str(tmp_path / "r.jsonl")])
+    assert res.exit_code == 0, res.output
+    assert "frames 3 " in res.output and "skipped 2 " in res.output
+
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "a.jpg").write_bytes(b"\xff\xd8 truncated")
+    res = CliRunner().invoke(main, ["run", "--model", tiny_bundle.path, "--map", place_map.path, "--images",
+                                    str(only_bad), "--output", str(tmp_path / "r2.jsonl")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "no usable frame" in res.output and "(1 skipped" in res.output and "Run summary" not in res.output
+
+
 def test_run_refuses_a_map_of_another_bundle(alt_bundle, route):
     data, place_map = route
     res = CliRunner().invoke(main, ["run", "--model", alt_bundle.path, "--map", place_map.path, "--video",

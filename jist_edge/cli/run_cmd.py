@@ -133,8 +133,9 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
         if out_handle is not None:
             out_handle.close()
         loc.close()
+    stats.skipped = loc.frames_skipped  # includes frames skipped after the last result
+    if stats.frames == 0:
+        raise JistEdgeError("no usable frame came from {} ({} skipped as unreadable)".format(uri, stats.skipped))
     if not quiet:
         print_summary(stats.summary(), info, log)
-    if stats.frames == 0:
-        raise JistEdgeError("no usable frame came from {} ({} skipped)".format(uri, stats.skipped))
 

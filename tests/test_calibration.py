@@ -208,3 +208,16 @@ def test_calibrate_cli_writes_qdq_and_report(tiny_bundle, route_folder, tmp_path
     out = session.run(None, {session.get_inputs()[0].name: np.zeros(
         (1, 3, tiny_bundle.height, tiny_bundle.width), np.float32)})[0]
     assert out.shape == (1, tiny_bundle.dim)
+
+
+def test_calibrate_cli_refuses_zero_frame_counts_by_name_before_quantizing(tiny_bundle, tmp_path):
+    """--route-frames 0 used to be reported as '--frames' after the INT8 quantization ran."""
+    from click.testing import CliRunner
+
+    from jist_edge.cli import main
+
+    for option in ("--frames", "--route-frames"):
+        result = CliRunner().invoke(main, ["calibrate", tiny_bundle.path, "--calibration", str(tmp_path),
+                                           "--report", str(tmp_path / "r.json"), option, "0"])
+        assert result.exit_code == 2 and "Invalid value for '{}'".format(option) in result.output
+        assert os.listdir(str(tmp_path)) == []

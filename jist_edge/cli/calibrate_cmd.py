@@ -14,13 +14,13 @@ from jist_edge.errors import JistEdgeError
 @click.argument("bundle", required=False, type=click.Path(file_okay=False))
 @click.option("--calibration", required=True, type=click.Path(exists=True),
               help="Image folder or video: frames spread over the route calibrate INT8.")
-@click.option("--frames", type=int, default=256, show_default=True, help="Calibration frames.")
+@click.option("--frames", type=click.IntRange(1), default=256, show_default=True, help="Calibration frames.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the frame selection.")
 @click.option("--qdq", "qdq_out", type=click.Path(dir_okay=False), default=None,
               help="Write the explicitly quantized (Q/DQ) encoder here (for TensorRT 10).")
 @click.option("--route", type=click.Path(exists=True), default=None,
               help="Route (folder/video) for the top-1 agreement [default: the calibration source].")
-@click.option("--route-frames", type=int, default=60, show_default=True,
+@click.option("--route-frames", type=click.IntRange(1), default=60, show_default=True,
               help="Frames taken evenly from the route; even ones are the map, odd ones the queries.")
 @click.option("--fp16/--no-fp16", default=True, show_default=True, help="Also emulate FP16 with the torch model.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,

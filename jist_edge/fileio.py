@@ -44,7 +44,7 @@ def _cannot_write(path: str, exc: OSError) -> JistEdgeError:
     return JistEdgeError("cannot write {}: {}".format(path, exc.strerror or exc))
 
 
-def _parent_dir(path: str) -> str:
+def ensure_parent_dir(path: str) -> str:
     """The folder that will hold ``path``, created if needed; a one-line error if it cannot be."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
     try:
@@ -62,7 +62,7 @@ def _parent_dir(path: str) -> str:
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary path beside ``path``; rename it over ``path`` on success."""
-    directory = _parent_dir(path)
+    directory = ensure_parent_dir(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     except OSError as exc:
@@ -134,7 +134,7 @@ def staged_directory(final_dir: str) -> Iterator[str]:
     one is in place, so a crash at any point leaves either the old or the new one.
     """
     final_dir = os.path.abspath(final_dir)
-    parent = _parent_dir(final_dir)
+    parent = ensure_parent_dir(final_dir)
     try:
         stage = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".", suffix=".staging", dir=parent)
     except OSError as exc:

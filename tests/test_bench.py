@@ -261,6 +261,28 @@ def test_cli_unknown_backend_is_one_line_error(tiny_bundle, tmp_path):
     assert "--backend nope" in out.output and "Traceback" not in out.output
 
 
+def test_cli_refuses_a_foreign_map_and_an_unwritable_output_before_any_timing(tiny_bundle, alt_bundle, tmp_path):
+    """Both used to surface only at the end of the run (minutes for a full bench)."""
+    from map_routes import route_frames, write_images
+
+    from jist_edge.cli import main
+    from jist_edge.mapping import build_map
+
+    write_images(str(tmp_path / "db"), route_frames(8))
+    place_map = build_map(tiny_bundle, str(tmp_path / "db"), str(tmp_path / "map"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    cli = CliRunner()
+    for args in (["--model", alt_bundle.path, "--map", place_map.path],
+                 ["--model", tiny_bundle.path, "--map", place_map.path, "--json", str(blocker / "b.json")],
+                 ["--model", tiny_bundle.path, "--report", str(blocker / "rep")]):
+        out = cli.invoke(main, ["bench", "--quick", "--workspace", str(tmp_path / "ws")] + args)
+        assert out.exit_code == 1 and "Traceback" not in out.output, out.output
+        assert "machine:" not in out.output and not (tmp_path / "ws").exists()
+    assert alt_bundle.bundle_id in cli.invoke(main, ["bench", "--model", alt_bundle.path, "--map",
+                                                     place_map.path]).output
+
+
 @pytest.mark.slow
 def test_cli_quick_end_to_end(tmp_path):
     from jist_edge.cli import main

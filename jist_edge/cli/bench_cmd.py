@@ -10,6 +10,7 @@ import click
 
 from jist_edge import workspace
 from jist_edge.cli.common import workspace_option
+from jist_edge.fileio import ensure_parent_dir
 
 
 @click.command("bench")
@@ -54,6 +55,15 @@ def command(model: Optional[str], map_dir: Optional[str], backends: Sequence[str
         raise click.UsageError("--img-size applies to the exported random-init model; --model has its own size")
     if img_size is not None and (img_size[0] < 32 or img_size[1] < 32):
         raise click.BadParameter("height and width must be at least 32", param_hint="--img-size")
+    # Everything that can be refused is refused now, not after minutes of timing.
+    if map_dir:
+        from jist_edge.bundle import load_bundle
+        from jist_edge.mapdb import load_map
+
+        load_map(map_dir, bundle=load_bundle(model))
+    for out_path in (json_path, report_dir and os.path.join(report_dir, "README.md")):
+        if out_path:
+            ensure_parent_dir(out_path)
     cfg = runner.settings(quick=quick, large=large, img_size=img_size)
     cache = os.path.join(_ws_dir(workspace), "bench-cache")
     result = runner.run_bench(cfg, cache, model=model, map_dir=map_dir, backends=list(backends) or None,

@@ -25,7 +25,7 @@ import numpy as np
 
 from jist_edge import __version__
 from jist_edge.errors import IntegrityError, JistEdgeError
-from jist_edge.fileio import file_record, read_json, staged_directory, verify_files, write_json_atomic
+from jist_edge.fileio import ensure_parent_dir, file_record, read_json, staged_directory, verify_files, write_json_atomic
 
 FORMAT = "jist-edge-map"
 FORMAT_VERSION = 1
@@ -321,6 +321,8 @@ def write_map(
 
 
 def refuse_overwrite(out_dir: str, force: bool) -> None:
+    """Called before the expensive part: a folder we may not replace, or cannot create, is refused now."""
+    ensure_parent_dir(out_dir)
     if force or not os.path.exists(out_dir):
         return
     if not os.path.isdir(out_dir):

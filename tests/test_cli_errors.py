@@ -41,12 +41,16 @@ def _fails_with_one_line(res, *fragments):
 def test_outputs_that_cannot_be_written_are_one_line_errors(tiny_bundle, setup, tmp_path):
     under_file = os.path.join(setup["blocker"], "sub")
     runner = CliRunner()
-    res = runner.invoke(main, ["map", "build", "--model", tiny_bundle.path, "--images", setup["db"],
+    empty = tmp_path / "no_images"
+    empty.mkdir()
+    # refused before the route is read (an empty folder would be the error otherwise)
+    res = runner.invoke(main, ["map", "build", "--model", tiny_bundle.path, "--images", str(empty),
                                "--output", os.path.join(under_file, "map"), "--quiet"])
     _fails_with_one_line(res, "cannot write", "a_file is a file, not a folder")
     res = runner.invoke(main, ["eval", "--model", tiny_bundle.path, "--database", setup["db"],
                                "--queries", setup["queries"], "--quiet", "--json", os.path.join(under_file, "e.json")])
     _fails_with_one_line(res, "a_file is a file, not a folder")
+    assert "recall" not in res.output.lower()  # refused before evaluating
     res = runner.invoke(main, ["run", "--model", tiny_bundle.path, "--map", setup["map"], "--images",
                                setup["queries"], "--quiet", "--output", os.path.join(setup["blocker"], "r.jsonl")])
     _fails_with_one_line(res, "r.jsonl")

@@ -58,12 +58,14 @@ def command(ctx, model, database, queries, database_positions, query_positions, 
     from jist_edge.bundle import load_bundle
     from jist_edge.cli.map_cmd import FrameProgress, workspace_model
     from jist_edge.evaluate import evaluate, recall_rows
-    from jist_edge.fileio import write_json_atomic
+    from jist_edge.fileio import ensure_parent_dir, write_json_atomic
 
     recalls = parse_recalls(recall, ctx.args)
     for option, path in (("--database", database), ("--queries", queries)):
         if not os.path.exists(path):
             raise JistEdgeError("{} not found: {}".format(option, path))
+    if json_path:
+        ensure_parent_dir(json_path)  # refused now, not after the evaluation
     bundle = load_bundle(model or workspace_model(workspace))
     progress = FrameProgress("encoding", enabled=not quiet)
     try:

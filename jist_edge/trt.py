@@ -296,7 +296,7 @@ def build_engine(
             if serialized is None:
                 raise JistEdgeError(
                     "TensorRT could not build an engine from {} (see the TensorRT log above); on a "
-                    "4 GB Jetson try a smaller --trt-workspace or close other programs".format(onnx_path)
+                    "4 GB Jetson try a smaller --workspace or close other programs".format(onnx_path)
                 )
             engine = bytes(serialized)
             if cache is not None:

@@ -185,7 +185,7 @@ def resolve_precision(
 def workspace_bytes(mib: int) -> int:
     mib = int(mib)
     if mib < 16:
-        raise JistEdgeError("--trt-workspace {} MiB is too small; use at least 16 (default {})".format(
+        raise JistEdgeError("--workspace {} MiB is too small; use at least 16 (default {})".format(
             mib, DEFAULT_WORKSPACE_MIB))
     return mib << 20
 

@@ -159,15 +159,18 @@ def test_engine_build_without_tensorrt_is_one_line(tmp_path):
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
-def test_engine_build_takes_the_shared_workspace_folder_and_refuses_zero_counts(tmp_path):
-    """--workspace is the folder every command shares (it used to be TensorRT's MiB here)."""
+def test_engine_build_workspace_is_trt_memory_in_mib_and_refuses_zero_counts(tmp_path):
+    """--workspace is TensorRT's builder MiB as in the issue and trtexec; a folder there gets a hint."""
     from click.testing import CliRunner
 
     from jist_edge.cli import main
 
     runner = CliRunner()
-    parsed = runner.invoke(main, ["engine", "build", "--workspace", str(tmp_path), "--trt-workspace", "128"])
-    assert parsed.exit_code != 2 and "Invalid value" not in parsed.output, parsed.output
+    for flag in ("--workspace", "--trt-workspace"):
+        parsed = runner.invoke(main, ["engine", "build", str(tmp_path), flag, "128"])
+        assert parsed.exit_code != 2 and "Invalid value" not in parsed.output, parsed.output
+    folder = runner.invoke(main, ["engine", "build", "--workspace", str(tmp_path)])
+    assert folder.exit_code == 2 and "MiB" in folder.output and "JIST_EDGE_HOME" in folder.output
     for option in ("--frames", "--max-batch"):
         bad = runner.invoke(main, ["engine", "build", str(tmp_path), option, "0"])
         assert bad.exit_code == 2 and "Invalid value for '{}'".format(option) in bad.output

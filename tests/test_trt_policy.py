@@ -115,7 +115,7 @@ def test_profile_and_workspace():
     with pytest.raises(JistEdgeError, match="--max-batch"):
         tp.batch_profile((3, 96, 128), 0)
     assert tp.workspace_bytes(tp.DEFAULT_WORKSPACE_MIB) == 256 * 1024 * 1024
-    with pytest.raises(JistEdgeError, match="--trt-workspace"):
+    with pytest.raises(JistEdgeError, match="--workspace"):
         tp.workspace_bytes(4)
 
 

@@ -5,7 +5,7 @@ from typing import Any, Dict, Optional
 import click
 
 from jist_edge import trt_policy
-from jist_edge.cli.common import echo_table, warn, workspace_option
+from jist_edge.cli.common import echo_table, warn
 from jist_edge.errors import JistEdgeError
 
 
@@ -14,12 +14,29 @@ def command() -> None:
     """Build TensorRT engines from a model bundle (on the device that will run them)."""
 
 
+class _MiB(click.ParamType):
+    """An integer MiB count, with a hint for those who expect the workspace *folder* option."""
+
+    name = "MiB"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            self.fail("{!r} is not a number of MiB: in `engine build`, --workspace is TensorRT's builder memory "
+                      "(as in trtexec); the jist-edge folder comes from $JIST_EDGE_HOME".format(value), param, ctx)
+
+
 @command.command("build")
 @click.argument("bundle", required=False, type=click.Path(file_okay=False))
 @click.option("--precision", type=click.Choice(trt_policy.PRECISIONS), default="best", show_default=True,
               help="best = FP16, plus INT8 only where the GPU has fast INT8 (not the Nano).")
-@click.option("--trt-workspace", "workspace_mib", type=int, default=trt_policy.DEFAULT_WORKSPACE_MIB,
-              show_default=True, help="TensorRT builder workspace in MiB (a 4 GB Nano needs it small).")
+@click.option("--workspace", "--trt-workspace", "workspace_mib", type=_MiB(), default=trt_policy.DEFAULT_WORKSPACE_MIB,
+              show_default=True, metavar="MiB",
+              help="TensorRT builder workspace in MiB, as trtexec's --workspace (a 4 GB Nano needs it small). "
+                   "The jist-edge folder comes from $JIST_EDGE_HOME here.")
 @click.option("--calibration", type=click.Path(exists=True), default=None,
               help="Image folder or video for INT8 calibration.")
 @click.option("--frames", type=click.IntRange(1), default=256, show_default=True, help="Calibration frames spread over the route.")
@@ -27,11 +44,9 @@ def command() -> None:
 @click.option("--sequence", is_flag=True, help="Also build sequence.onnx (L frames -> one descriptor).")
 @click.option("--force", is_flag=True, help="Build INT8 even where the GPU has no fast INT8.")
 @click.option("--output", type=click.Path(file_okay=False), default=None,
-              help="Engine folder [default: <workspace>/engines].")
-@workspace_option
+              help="Engine folder [default: $JIST_EDGE_HOME/engines].")
 def build_command(bundle: Optional[str], precision: str, workspace_mib: int, calibration: Optional[str],
-                  frames: int, max_batch: Optional[int], sequence: bool, force: bool, output: Optional[str],
-                  workspace: Optional[str]) -> None:
+                  frames: int, max_batch: Optional[int], sequence: bool, force: bool, output: Optional[str]) -> None:
     """Build the bundle's encoder engine (and sequence engine) into the engine cache.
 
     BUNDLE defaults to the workspace model ($JIST_EDGE_HOME/model). Each engine gets a
@@ -47,8 +62,8 @@ def build_command(bundle: Optional[str], precision: str, workspace_mib: int, cal
         raise JistEdgeError("cannot build engines here: " + tensorrt_backend.why_unavailable())
     if precision == "int8" and calibration is None:
         raise JistEdgeError("--precision int8 needs --calibration DIR|VIDEO")
-    model = load_bundle(bundle or ws_paths.model_dir(workspace))
-    directory = engine_build.cache_dir_for(output, workspace)
+    model = load_bundle(bundle or ws_paths.model_dir())
+    directory = engine_build.cache_dir_for(output)
     source = _int8_source(model, calibration, frames, directory) if calibration else None
     rows = []
     for name in ["encoder"] + (["sequence"] if sequence else []):

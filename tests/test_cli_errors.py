@@ -90,3 +90,17 @@ def test_images_must_be_a_folder_and_video_a_file(command, tiny_bundle, setup, t
     res = runner.invoke(main, args + ["--model", tiny_bundle.path, "--video", setup["db"]])
     _fails_with_one_line(res, "--video must be a file", "use --images")
     assert not os.path.exists(str(tmp_path / "m"))
+
+
+def test_demo_refuses_a_folder_it_did_not_make(tmp_path):
+    from click.testing import CliRunner
+
+    from jist_edge.cli import main
+
+    precious = tmp_path / "ws" / "model"
+    precious.mkdir(parents=True)
+    (precious / "manifest.json").write_text("{}")
+    res = CliRunner().invoke(main, ["demo", "--output", str(tmp_path / "ws"), "--frames", "20"])
+    assert res.exit_code != 0 and "--force" in res.output and "Traceback" not in res.output
+    assert (precious / "manifest.json").read_text() == "{}"
+    assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == ["model"]

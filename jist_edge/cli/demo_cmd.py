@@ -34,6 +34,20 @@ def live_recall(results_ids: np.ndarray, query_rows: List[List[int]], query_posi
     return {"recall": recall, "evaluated": int(valid.sum()), "without_positive": int((~valid).sum())}
 
 
+DEMO_MARKER = ".jist-edge-demo"
+
+
+def claim_demo_folder(out: str, force: bool) -> None:
+    """The demo replaces model/, map/ and route/ in its folder: never in a folder it did not make
+    (e.g. --output pointing at the workspace, whose model and map are the user's real ones)."""
+    from jist_edge.fileio import write_bytes_atomic
+
+    if os.path.isdir(out) and os.listdir(out) and not os.path.exists(os.path.join(out, DEMO_MARKER)) and not force:
+        raise JistEdgeError("--output {} is not empty and was not made by `jist-edge demo`; its model/, map/ and "
+                            "route/ would be replaced: choose another folder or pass --force".format(out))
+    write_bytes_atomic(os.path.join(out, DEMO_MARKER), b"made by jist-edge demo\n")
+
+
 @click.command("demo")
 @click.option("--output", type=click.Path(file_okay=False), default=None,
               help="Folder for the demo's route, model and map [default: <workspace>/demo].")
@@ -50,8 +64,10 @@ def live_recall(results_ids: np.ndarray, query_rows: List[List[int]], query_posi
 @click.option("--threshold", default=25.0, show_default=True, type=FiniteFloatRange(min=0, min_open=True),
               help="Positive distance in metres.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the summary as JSON.")
+@click.option("--force", is_flag=True, help="Use an --output folder that a demo did not make (its model/, map/, "
+              "route/ are replaced).")
 @workspace_option
-def command(output, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path, workspace):
+def command(output, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path, force, workspace):
     """Synthesize a route, export a model, build a map, run the live pipeline, report.
 
     With no arguments this runs anywhere: random weights demonstrate the pipeline
@@ -75,6 +91,7 @@ def command(output, checkpoint, frames, img_size, seq_len, backend, seed, thresh
         raise JistEdgeError("the demo exports a model and needs torch: pip install torch==2.13.0 "
                             "'jist-edge[export]' ({})".format(exc))
     out = os.path.abspath(output or os.path.join(ws.workspace_dir(workspace), "demo"))
+    claim_demo_folder(out, force)
     total = 5
     summary = {"output": out, "random_init": checkpoint is None}  # type: Dict[str, Any]
 

@@ -7,7 +7,7 @@ round.
 import os
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, Sequence
 
 import numpy as np
 
@@ -176,14 +176,3 @@ def run(map_sizes: Sequence[int], efs: Sequence[int], n_queries: int, dim_sizes:
         log("matching: descriptor storage float32 vs float16 ({:,} sequences)".format(storage_n))
         result["storage"] = bench_storage(storage_n, n_queries, workdir, seed=seed)
     return result
-
-
-def sizes_table(result: Dict[str, Any]) -> List[List[Any]]:
-    """Rows for the terminal: n, build, exact p50, and each ef's p50 and agreement."""
-    rows = []
-    for row in result["sizes"]:
-        for h in row["hnsw"]:
-            rows.append([row["n"], "hnswlib ef={}".format(h["ef"]), h["query"]["p50_ms"], h["query"]["p99_ms"],
-                         h["top1_agreement_with_exact"], h["speedup_vs_exact"]["median"]])
-        rows.append([row["n"], "exact", row["exact"]["query"]["p50_ms"], row["exact"]["query"]["p99_ms"], 1.0, 1.0])
-    return rows

@@ -13,7 +13,7 @@ output tensor, and take every layer downstream of that tensor, plus the layers t
 feed it from parameters alone (GeM's 1/p). Layers that do not produce floating point
 values (shape arithmetic, constants) are left alone.
 """
-from typing import Callable, Dict, List, Optional, Sequence, Set
+from typing import Callable, Dict, List, Sequence, Set
 
 # ONNX op types that start the head / belong to the trunk.
 ONNX_REDUCE_OPS = frozenset([
@@ -118,15 +118,3 @@ def onnx_fp32_head(model) -> List[str]:
         is_reduce=lambda n: n.kind in ONNX_REDUCE_OPS,
         is_trunk=lambda n: n.kind in ONNX_TRUNK_OPS,
     )
-
-
-def head_summary(names: Sequence[str], kinds: Optional[Dict[str, str]] = None) -> str:
-    """'14 layers (ReduceL2, Div, Pow, ...)' for logs and engine headers."""
-    if not kinds:
-        return "{} layers".format(len(names))
-    seen = []  # type: List[str]
-    for name in names:
-        kind = kinds.get(name, "?")
-        if kind not in seen:
-            seen.append(kind)
-    return "{} layers ({})".format(len(names), ", ".join(seen))

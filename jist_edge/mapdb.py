@@ -137,10 +137,6 @@ class PlaceMap(object):
         return os.path.join(self.path, INDEX_FILE)
 
     @property
-    def has_positions(self) -> bool:
-        return bool(np.isfinite(self.frames.positions).all(axis=1).any())
-
-    @property
     def frame_descriptors(self) -> np.ndarray:
         """(F, D) float32, memory-mapped: only rebuilds and checks read it."""
         if self._frame_descriptors is None:

@@ -45,9 +45,6 @@ class Matcher(object):
         labels, dists = self._index.knn_query(q, k=k, num_threads=self.threads)
         return labels.astype(np.int64), dists.astype(np.float32)
 
-    def positions(self, ids: np.ndarray) -> np.ndarray:
-        return self.map.positions_of(ids)
-
 
 class ExactSearch(object):
     """Brute-force squared L2 that agrees with a direct float64 computation.

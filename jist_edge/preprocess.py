@@ -58,10 +58,6 @@ class Preprocessor(object):
             interp = choose_interpolation((h, w), (self.height, self.width))
         return cv2.resize(frame_bgr, (self.width, self.height), interpolation=interp)
 
-    def resize_rgb(self, frame_bgr: np.ndarray) -> np.ndarray:
-        """BGR uint8 HxWx3 -> RGB uint8 at the model's size."""
-        return cv2.cvtColor(self.resize(frame_bgr), cv2.COLOR_BGR2RGB)
-
     def __call__(self, frame_bgr: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
         """One frame -> 3xHxW float32, normalized (written into ``out`` when given).
 

@@ -136,10 +136,6 @@ def opencv_has_gstreamer() -> bool:
     return _build_flag("GStreamer")
 
 
-def opencv_has_ffmpeg() -> bool:
-    return _build_flag("FFMPEG")
-
-
 def _build_flag(name: str) -> bool:
     for line in cv2.getBuildInformation().splitlines():
         key, _, value = line.strip().partition(":")

@@ -43,10 +43,6 @@ def import_pycuda():
     return cuda
 
 
-def tensorrt_version() -> str:
-    return str(import_tensorrt().__version__)
-
-
 class CudaDevice(object):
     """One CUDA context, made current in the calling thread only while in use."""
 

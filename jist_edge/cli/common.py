@@ -2,7 +2,6 @@
 import json
 import math
 import os
-import sys
 from typing import Any, Callable, List, Sequence
 
 import click
@@ -74,7 +73,3 @@ def echo_json(obj: Any) -> None:
 
 def warn(message: str) -> None:
     click.echo("warning: " + message, err=True)
-
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()

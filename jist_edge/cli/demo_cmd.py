@@ -1,7 +1,7 @@
 """`jist-edge demo`: the whole product on a synthetic route, on any machine, in one command."""
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import click
 import numpy as np

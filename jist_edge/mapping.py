@@ -11,6 +11,7 @@ import numpy as np
 
 from jist_edge.errors import JistEdgeError
 from jist_edge.mapdb import DEFAULT_SEED, FrameTable, PlaceMap, load_map, refuse_overwrite, write_map
+from jist_edge.positions import frame_position, read_positions_csv
 from jist_edge.preprocess import BadFrame, Preprocessor, check_frame
 from jist_edge.seqgem import sliding_windows
 
@@ -98,17 +99,7 @@ class _RouteReader(object):
             yield image
 
     def _position(self, index: int, name: str) -> List[float]:
-        pos = None
-        if self.table is not None:
-            base = os.path.basename(name)
-            for key in (base, name, index):
-                if key in self.table:
-                    pos = self.table[key]
-                    break
-        else:
-            from jist_edge.positions import position_from_name
-
-            pos = position_from_name(name)
+        pos = frame_position(name, index, self.table)
         if pos is None:
             self.missing_positions += 1
             return [float("nan"), float("nan")]
@@ -169,8 +160,6 @@ def _position_table(positions: Any) -> Optional[Dict[Any, Any]]:
     if isinstance(positions, dict):
         return positions
     if isinstance(positions, str):
-        from jist_edge.positions import read_positions_csv
-
         return read_positions_csv(positions)
     raise JistEdgeError("positions must be a CSV path or a dict, got {}".format(type(positions).__name__))
 

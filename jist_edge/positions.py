@@ -60,15 +60,7 @@ def position_from_name(name: str) -> Optional[Position]:
 
 def positions_from_names(names: Sequence[str]) -> Tuple[np.ndarray, int]:
     """Nx2 float64 positions, NaN rows where a name carries none, and how many are missing."""
-    positions = np.full((len(names), 2), np.nan, dtype=np.float64)
-    missing = 0
-    for i, name in enumerate(names):
-        pos = position_from_name(name)
-        if pos is None:
-            missing += 1
-        else:
-            positions[i] = pos
-    return positions, missing
+    return positions_for_names(names, None)
 
 
 def timestamp_from_name(name: str) -> Optional[float]:
@@ -233,12 +225,27 @@ def write_positions_csv(path: str, rows: Iterable[Tuple[FrameKey, float, float]]
     return count
 
 
-def positions_for_names(names: Sequence[str], table: Dict[FrameKey, Position]) -> Tuple[np.ndarray, int]:
-    """Look frames up in a CSV table by file name (then by index); NaN rows where absent."""
+def frame_position(name: str, index: FrameKey, table: Optional[Dict[FrameKey, Position]] = None) -> Optional[Position]:
+    """One frame's position, or None: from a CSV table when one is given (keyed by file name,
+    path as given, or frame index, in that order), else from its VPR-style name.
+
+    A frame that a given table lacks has no position, even when its name carries one."""
+    if table is None:
+        return position_from_name(name)
+    for key in (os.path.basename(name), name, index):
+        if key in table:
+            return table[key]
+    return None
+
+
+def positions_for_names(names: Sequence[str],
+                        table: Optional[Dict[FrameKey, Position]] = None) -> Tuple[np.ndarray, int]:
+    """Nx2 float64 positions of frames in list order (see frame_position; the list index is the
+    frame index), NaN rows where absent, and how many are missing."""
     positions = np.full((len(names), 2), np.nan, dtype=np.float64)
     missing = 0
     for i, name in enumerate(names):
-        pos = table.get(os.path.basename(name), table.get(name, table.get(i)))
+        pos = frame_position(name, i, table)
         if pos is None:
             missing += 1
         else:

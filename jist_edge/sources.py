@@ -17,13 +17,14 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, List, Optional, Union
 
 import cv2
 import numpy as np
 
 from jist_edge.errors import JistEdgeError
 from jist_edge.frame import Frame, apply_flip, to_bgr
+from jist_edge.positions import sort_frame_names
 from jist_edge.preprocess import BadFrame
 from jist_edge.source_uri import (CSI_DEFAULTS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, SourceSpec, csi_pipeline,
                                   gstreamer_missing_message, opencv_has_gstreamer, parse_source_uri,
@@ -142,7 +143,7 @@ class ImageFolderSource(FrameSource):
                 path, ", ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS[:5]),
                 ": {} other file(s) ignored".format(ignored) if ignored else ""))
         self.path = path
-        self.names = sorted_frame_names(images)
+        self.names = sort_frame_names(images)
         self.ignored = ignored
         super(ImageFolderSource, self).__init__("image folder {} ({} images{})".format(
             path, len(images), ", {} other files ignored".format(ignored) if ignored else ""), stride, flip, on_skip)
@@ -191,15 +192,6 @@ def jpeg_is_truncated(data: bytes) -> bool:
     Inside entropy-coded data 0xFF is always stuffed (FF00) or a restart marker, so
     FFDA/FFD9 there are real markers; trailing bytes after EOI do not matter."""
     return data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda") or b"\xff\xda" not in data
-
-
-def sorted_frame_names(names: Sequence[str]) -> List[str]:
-    """The positions module's frame order when present (it knows VPR file names), else by name."""
-    try:
-        from jist_edge.positions import sort_frame_names
-    except ImportError:
-        return sorted(names)
-    return list(sort_frame_names(list(names)))
 
 
 class _CaptureSource(FrameSource):

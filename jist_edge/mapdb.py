@@ -117,7 +117,7 @@ class PlaceMap(object):
     """A verified map: descriptors in memory, the hnswlib index opened on first use."""
 
     def __init__(self, path: str, manifest: Dict[str, Any], descriptors: np.ndarray, frames: FrameTable,
-                 sequence_frames: np.ndarray, sequence_positions: np.ndarray) -> None:
+                 sequence_frames: np.ndarray, sequence_positions: np.ndarray, frame_descriptors: np.ndarray) -> None:
         self.path = path
         self.manifest = manifest
         self.seq_len = int(manifest["seq_len"])  # type: int
@@ -129,20 +129,13 @@ class PlaceMap(object):
         self.frames = frames
         self.sequence_frames = sequence_frames
         self.sequence_positions = sequence_positions
-        self._frame_descriptors = None  # type: Optional[np.ndarray]
+        # (F, D) float32, memory-mapped: only rebuilds (another L) and checks read it
+        self.frame_descriptors = frame_descriptors
         self._index = None  # type: Any
 
     @property
     def index_path(self) -> str:
         return os.path.join(self.path, INDEX_FILE)
-
-    @property
-    def frame_descriptors(self) -> np.ndarray:
-        """(F, D) float32, memory-mapped: only rebuilds and checks read it."""
-        if self._frame_descriptors is None:
-            arr = np.load(os.path.join(self.path, FRAME_DESCRIPTORS_FILE), mmap_mode="r", allow_pickle=False)
-            self._frame_descriptors = arr
-        return self._frame_descriptors
 
     def positions_of(self, seq_ids: Any) -> np.ndarray:
         """Centre position (easting, northing) of each sequence id; NaN when unknown or id < 0."""
@@ -403,7 +396,7 @@ def load_map(path: str, bundle: Any = None, seq_len: Optional[int] = None) -> Pl
     positions = _load_npy(path, FRAME_POSITIONS_FILE, (n_frames, 2), ("float64",))
     seq_frames = _load_npy(path, SEQUENCE_FRAMES_FILE, (n_seq, seq_len_m), ("int64",))
     seq_positions = _load_npy(path, SEQUENCE_POSITIONS_FILE, (n_seq, 2), ("float64",))
-    _load_npy(path, FRAME_DESCRIPTORS_FILE, (n_frames, dim), ("float32",), mmap=True)
+    frame_descriptors = _load_npy(path, FRAME_DESCRIPTORS_FILE, (n_frames, dim), ("float32",), mmap=True)
     info = read_json(os.path.join(path, FRAME_INFO_FILE), "map frame table")
     try:
         frames = FrameTable(info["index"], info["name"], info["timestamp"], positions)
@@ -411,7 +404,7 @@ def load_map(path: str, bundle: Any = None, seq_len: Optional[int] = None) -> Pl
         raise IntegrityError("map frame table {} is malformed: {}".format(os.path.join(path, FRAME_INFO_FILE), exc))
     if n_seq and (seq_frames.min() < 0 or seq_frames.max() >= n_frames):
         raise IntegrityError("map {}: sequence frame rows point outside the frame table".format(path))
-    return PlaceMap(path, manifest, descriptors, frames, seq_frames, seq_positions)
+    return PlaceMap(path, manifest, descriptors, frames, seq_frames, seq_positions, frame_descriptors)
 
 
 def _load_npy(directory: str, name: str, shape: Sequence[int], dtypes: Sequence[str], mmap: bool = False) -> np.ndarray:

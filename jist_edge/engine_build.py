@@ -145,7 +145,7 @@ def load_or_build(
     directory = cache_dir_for(cache_dir)
     path = engine_cache.engine_path(directory, "encoder", plan.name)
     try:
-        return engine_cache.load_engine_bytes(path, expected), engine_cache.read_header(path)
+        return engine_cache.load_engine(path, expected)
     except JistEdgeError as exc:
         if plan.int8 and precision == "best":
             log("{}; using FP16 (INT8 engines are built with `jist-edge engine build --calibration`)".format(exc))
@@ -153,6 +153,6 @@ def load_or_build(
         if no_build or plan.int8:
             raise
         log("{}; rebuilding".format(exc))
-    path, header = build(bundle, "encoder", precision, workspace_mib=workspace_mib, max_batch=max_batch,
-                         cache_dir=directory, platform=platform, device=device, log=log)
-    return engine_cache.load_engine_bytes(path, expected), header
+    path, _ = build(bundle, "encoder", precision, workspace_mib=workspace_mib, max_batch=max_batch,
+                    cache_dir=directory, platform=platform, device=device, log=log)
+    return engine_cache.load_engine(path, expected)

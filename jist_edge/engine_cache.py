@@ -15,10 +15,10 @@ import json
 import os
 import re
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from jist_edge.errors import IntegrityError, JistEdgeError
-from jist_edge.fileio import read_json, sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
+from jist_edge.fileio import read_json, sha256_bytes, write_bytes_atomic, write_json_atomic
 
 FORMAT = "jist-edge-engine"
 FORMAT_VERSION = 1
@@ -163,27 +163,30 @@ def read_header(path: str) -> Dict[str, Any]:
     return read_json(header_path(path), "engine header")
 
 
-def check_engine(path: str, expected: Dict[str, Any]) -> Dict[str, Any]:
-    """Header fields first (the useful message), then the engine file's checksum."""
+def load_engine(path: str, expected: Dict[str, Any]) -> Tuple[bytes, Dict[str, Any]]:
+    """The engine's bytes and header, only after every header field and the checksum matched.
+
+    Header fields first (the useful message). The checksum is taken over the very bytes
+    returned, so the file is read once and an engine replaced meanwhile is refused too."""
     header = read_header(path)
     fields = check_header(header, expected)
     if fields:
         raise EngineMismatch(mismatch_message(path, header, expected, fields), fields)
-    size = os.path.getsize(path)
-    if header.get("engine_bytes") != size or header.get("engine_sha256") != sha256_file(path):
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if header.get("engine_bytes") != len(data) or header.get("engine_sha256") != sha256_bytes(data):
         raise EngineMismatch(
             "engine file {} does not match the sha256 in its header (truncated or replaced); "
             "rebuild it with `jist-edge engine build`".format(path),
             ["engine_sha256"],
         )
-    return header
+    return data, header
+
+
+def check_engine(path: str, expected: Dict[str, Any]) -> Dict[str, Any]:
+    """The header of an engine that may be loaded here; EngineMismatch naming the field otherwise."""
+    return load_engine(path, expected)[1]
 
 
 def load_engine_bytes(path: str, expected: Dict[str, Any]) -> bytes:
-    """The engine's bytes, only after every header field and the checksum matched."""
-    check_engine(path, expected)
-    with open(path, "rb") as handle:
-        data = handle.read()
-    if sha256_bytes(data) != read_header(path).get("engine_sha256"):
-        raise EngineMismatch("engine file {} changed while being read".format(path), ["engine_sha256"])
-    return data
+    return load_engine(path, expected)[0]

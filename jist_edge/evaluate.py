@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -46,6 +46,14 @@ def sequence_positives(query_seq_frames: np.ndarray, near: Sequence[np.ndarray])
         parts = [near[int(r)] for r in rows]
         result.append(np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64))
     return result
+
+
+def query_positives(query_positions: np.ndarray, query_seq_frames: np.ndarray, db_positions: np.ndarray,
+                    threshold: float) -> Tuple[List[np.ndarray], np.ndarray]:
+    """The paper's ground truth: per query sequence, the database frame rows near any of its
+    frames, and whether it has any (queries without are left out of the recall)."""
+    positives = sequence_positives(query_seq_frames, near_frames(query_positions, db_positions, threshold))
+    return positives, np.array([len(p) > 0 for p in positives], dtype=bool)
 
 
 def is_positive(db_seq_ids: np.ndarray, near_db_frames: np.ndarray, db_seq_frames: np.ndarray) -> np.ndarray:
@@ -153,9 +161,7 @@ def _score(bundle: Any, place_map: PlaceMap, q_route: EncodedRoute, seq_len: int
            recalls: List[int], methods: Sequence[str], ef: Optional[int]) -> Dict[str, Any]:
     q_desc = q_route.sequences(seq_len, bundle.seqgem_p, bundle.seqgem_eps)
     q_seq_frames = window_rows(len(q_route.frames), seq_len)
-    near = near_frames(q_route.frames.positions, place_map.frames.positions, threshold)
-    positives = sequence_positives(q_seq_frames, near)
-    valid = np.array([len(p) > 0 for p in positives], dtype=bool)
+    positives, valid = query_positives(q_route.frames.positions, q_seq_frames, place_map.frames.positions, threshold)
     k = min(max(recalls), place_map.count)
     report = {
         "bundle_id": bundle.bundle_id,

@@ -22,14 +22,11 @@ def _done(t0: float, text: str = "") -> None:
     click.echo("      done in {:.1f} s{}".format(time.perf_counter() - t0, ("  " + text) if text else ""))
 
 
-def live_recall(results_ids: np.ndarray, query_rows: List[List[int]], query_positions: np.ndarray,
-                place_map: Any, threshold: float) -> Dict[str, Any]:
-    """Recall@N of the streamed windows, with the paper's positive rule (any frame within threshold)."""
-    from jist_edge.evaluate import near_frames, recall_at, sequence_positives
+def live_recall(results_ids: np.ndarray, positives: List[np.ndarray], valid: np.ndarray,
+                place_map: Any) -> Dict[str, Any]:
+    """Recall@N of the streamed windows against evaluate.query_positives' ground truth."""
+    from jist_edge.evaluate import recall_at
 
-    near = near_frames(query_positions, place_map.frames.positions, threshold)
-    positives = sequence_positives(query_rows, near)
-    valid = np.array([len(p) > 0 for p in positives], dtype=bool)
     recall = recall_at(results_ids, positives, place_map.sequence_frames, valid, RECALLS)
     return {"recall": recall, "evaluated": int(valid.sum()), "without_positive": int((~valid).sum())}
 
@@ -76,8 +73,8 @@ def command(output, checkpoint, frames, img_size, seq_len, backend, seed, thresh
     same runtime as `jist-edge run --video`, as if it came from a camera.
     """
     from jist_edge.fileio import write_json_atomic
+    from jist_edge.evaluate import query_positives
     from jist_edge.localizer import Localizer
-    from jist_edge.mapdb import load_map
     from jist_edge.mapping import build_map
     from jist_edge.matcher import Matcher
     from jist_edge.positions import read_positions_csv
@@ -117,7 +114,7 @@ def command(output, checkpoint, frames, img_size, seq_len, backend, seed, thresh
     _done(t, "{} sequences".format(place_map.count))
 
     t = _step(4, total, "streaming the query pass through the live pipeline")
-    loc = Localizer(bundle, load_map(place_map.path, bundle=bundle), backend=backend, top_k=max(RECALLS))
+    loc = Localizer(bundle, place_map, backend=backend, top_k=max(RECALLS))  # build_map returned it verified
     stats = RunStats()
     ids, rows, emitted = [], [], []  # type: List[Any], List[List[int]], List[int]
     descs = []
@@ -141,10 +138,11 @@ def command(output, checkpoint, frames, img_size, seq_len, backend, seed, thresh
         if idx in table:
             q_pos[row] = table[idx]
     q_rows = np.array([[index_of[i] for i in r] for r in rows], dtype=np.int64)
-    results = {"hnsw": live_recall(np.array(ids), q_rows, q_pos, loc.place_map, threshold)}
-    exact = Matcher(loc.place_map, exact=True)
+    positives, valid = query_positives(q_pos, q_rows, place_map.frames.positions, threshold)
+    results = {"hnsw": live_recall(np.array(ids), positives, valid, place_map)}
+    exact = Matcher(place_map, exact=True)
     exact_ids, _ = exact.query(np.stack(descs), k=len(ids[0]))
-    results["exact"] = live_recall(exact_ids, q_rows, q_pos, loc.place_map, threshold)
+    results["exact"] = live_recall(exact_ids, positives, valid, place_map)
     agreement = float((exact_ids[:, 0] == np.array(ids)[:, 0]).mean())
     _done(t)
     loc.close()

@@ -34,21 +34,17 @@ def l4t_release(path: str = L4T_RELEASE_FILE) -> Optional[str]:
     return "{}.{}".format(match.group(1), match.group(2)) if match else first.strip() or None
 
 
-def opencv_has_gstreamer(build_information: str) -> bool:
-    """True when cv2.getBuildInformation() lists 'GStreamer: YES ...' under Video I/O."""
-    match = re.search(r"^\s*GStreamer:\s*(\S+)", build_information, re.MULTILINE)
-    return bool(match) and match.group(1).upper().startswith("YES")
-
-
 def _probe_opencv() -> Dict[str, Any]:
     try:
         import cv2
     except ImportError as exc:
         return {"installed": False, "reason": str(exc)}
+    from jist_edge.source_uri import opencv_has_gstreamer
+
     return {
         "installed": True,
         "version": cv2.__version__,
-        "gstreamer": opencv_has_gstreamer(cv2.getBuildInformation()),
+        "gstreamer": opencv_has_gstreamer(),
         "path": os.path.dirname(getattr(cv2, "__file__", "") or ""),
     }
 

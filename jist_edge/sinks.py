@@ -57,10 +57,10 @@ class StatusLine(object):
 
 def display_problem() -> Optional[str]:
     """Why a window cannot be shown here, or None. cv2.imshow would abort without a display."""
-    import cv2
+    from jist_edge.source_uri import opencv_build_value
 
-    gui = [line for line in cv2.getBuildInformation().splitlines() if line.strip().startswith("GUI:")]
-    if gui and gui[0].split(":", 1)[1].strip().upper() in ("NONE", "NO", ""):
+    gui = opencv_build_value("GUI")
+    if gui is not None and gui.upper() in ("NONE", "NO", ""):
         return "this OpenCV build has no GUI support (opencv-python-headless?)"
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return "no display ($DISPLAY is not set)"

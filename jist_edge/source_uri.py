@@ -131,17 +131,21 @@ def _path_spec(uri: str, path: str) -> SourceSpec:
     return SourceSpec(uri, "video", path=path)
 
 
-def opencv_has_gstreamer() -> bool:
+def opencv_has_gstreamer(build_information: Optional[str] = None) -> bool:
     """True when this cv2 was built with GStreamer (JetPack's is; pip wheels are not)."""
-    return _build_flag("GStreamer")
+    value = opencv_build_value("GStreamer", build_information)
+    return value is not None and value.upper().startswith("YES")
 
 
-def _build_flag(name: str) -> bool:
-    for line in cv2.getBuildInformation().splitlines():
-        key, _, value = line.strip().partition(":")
-        if key.strip() == name:
-            return value.strip().upper().startswith("YES")
-    return False
+def opencv_build_value(name: str, build_information: Optional[str] = None) -> Optional[str]:
+    """The value of the first ``name: value`` line of cv2.getBuildInformation() (or of the text
+    given), None when absent: OpenCV reports its capture backends and GUI only there."""
+    text = cv2.getBuildInformation() if build_information is None else build_information
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if sep and key.strip() == name:
+            return value.strip()
+    return None
 
 
 def gstreamer_missing_message(uri: str) -> str:

@@ -6,6 +6,7 @@ from click.testing import CliRunner
 
 from jist_edge import doctor
 from jist_edge.cli import main
+from jist_edge.source_uri import opencv_build_value, opencv_has_gstreamer
 
 
 def test_jetson_model_strips_nul(tmp_path):
@@ -25,11 +26,14 @@ def test_l4t_release(tmp_path):
 def test_gstreamer_detection():
     with_gst = "  Video I/O:\n    FFMPEG:                      YES\n    GStreamer:                   YES (1.14.5)\n"
     without = "  Video I/O:\n    GStreamer:                   NO\n    v4l/v4l2:                    YES\n"
-    assert doctor.opencv_has_gstreamer(with_gst)
-    assert not doctor.opencv_has_gstreamer(without)
-    assert not doctor.opencv_has_gstreamer("")
+    assert opencv_has_gstreamer(with_gst)
+    assert not opencv_has_gstreamer(without)
+    assert not opencv_has_gstreamer("")
+    assert opencv_build_value("FFMPEG", with_gst) == "YES"
+    assert opencv_build_value("GStreamer", with_gst) == "YES (1.14.5)"
+    assert opencv_build_value("GUI", without) is None
     # this machine's pip OpenCV (DESIGN.md: no GStreamer) agrees with its own build info
-    assert doctor.opencv_has_gstreamer(cv2.getBuildInformation()) is ("GStreamer:                   YES" in
+    assert opencv_has_gstreamer(cv2.getBuildInformation()) is ("GStreamer:                   YES" in
                                                                      cv2.getBuildInformation())
 
 

@@ -93,21 +93,18 @@ class CalibrationSet(object):
                 self.frames_read += 1
                 yield image
             return
+        from jist_edge.sources import VideoFileSource
+
+        # the runtime's reader: same frame indices and the same handling of bad frames as map building
         wanted = set(self.indices)
-        capture = cv2.VideoCapture(self.source)
-        try:
-            index = 0
-            while wanted:
-                ok, image = capture.read()
-                if not ok:
-                    break
-                if index in wanted:
-                    wanted.discard(index)
+        with VideoFileSource(self.source) as video:
+            for frame in video:
+                if frame.index in wanted:
+                    wanted.discard(frame.index)
                     self.frames_read += 1
-                    yield image
-                index += 1
-        finally:
-            capture.release()
+                    yield frame.image
+                    if not wanted:
+                        break
         if wanted:
             raise JistEdgeError("calibration video {} ended before frame {}".format(self.source, min(wanted)))
 

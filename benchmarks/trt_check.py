@@ -12,13 +12,11 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import numpy as np
 
-
-def _percentile(values: List[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
+from jist_edge.benchmarks.timing import summarize
 
 
 def check_precision(bundle, precision: str, cache_dir: str, calibration: Any, runs: int) -> Dict[str, Any]:
@@ -55,11 +53,11 @@ def check_precision(bundle, precision: str, cache_dir: str, calibration: Any, ru
         memory = encoder.describe()
     finally:
         encoder.close()
+    stats = summarize(times)
     return {
         "precision": header["precision"], "engine": path, "build_s": round(build_s, 1),
         "max_abs_diff": float(np.abs(got - want).max()), "cosine_min": float(cos.min()),
-        "p50_ms": _percentile(times, 50), "p95_ms": _percentile(times, 95),
-        "fps": 1000.0 / _percentile(times, 50), "fp32_layers": len(header.get("fp32_layers", [])),
+        "p50_ms": stats["p50_ms"], "p95_ms": stats["p95_ms"], "fps": 1000.0 / stats["p50_ms"], "fp32_layers": len(header.get("fp32_layers", [])),
         "engine_device_memory_bytes": memory.get("engine_device_memory_bytes"),
         "api": memory.get("api"), "tensorrt": header["tensorrt"], "gpu": header["gpu"],
     }

@@ -8,7 +8,7 @@ from typing import Optional, Sequence, Tuple
 
 import click
 
-from jist_edge import workspace
+from jist_edge import workspace as ws_paths
 from jist_edge.cli.common import workspace_option
 from jist_edge.fileio import ensure_parent_dir
 
@@ -65,7 +65,7 @@ def command(model: Optional[str], map_dir: Optional[str], backends: Sequence[str
         if out_path:
             ensure_parent_dir(out_path)
     cfg = runner.settings(quick=quick, large=large, img_size=img_size)
-    cache = os.path.join(_ws_dir(workspace), "bench-cache")
+    cache = os.path.join(ws_paths.workspace_dir(workspace), "bench-cache")
     result = runner.run_bench(cfg, cache, model=model, map_dir=map_dir, backends=list(backends) or None,
                               log=lambda line: click.echo(line, err=True))
     click.echo("")
@@ -78,7 +78,3 @@ def command(model: Optional[str], map_dir: Optional[str], backends: Sequence[str
         click.echo("report written to {}{}".format(written["markdown"],
                                                    " ({})".format(written["plot_note"]) if written["plot_note"] else ""))
     click.echo("bench took {:.0f} s".format(result["durations_s"]["total"]))
-
-
-def _ws_dir(override: Optional[str]) -> str:
-    return workspace.workspace_dir(override)

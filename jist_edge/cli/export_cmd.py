@@ -5,7 +5,7 @@ from typing import Any, List, Optional, Tuple
 
 import click
 
-from jist_edge import workspace
+from jist_edge import workspace as ws_paths
 from jist_edge.cli.common import echo_json, echo_table, warn, workspace_option
 from jist_edge.errors import JistEdgeError
 
@@ -76,7 +76,7 @@ def command(
         raise click.UsageError("give exactly one of --checkpoint PATH or --random-init")
     if (gem_p is not None or seqgem_p is not None) and not random_init:
         raise click.UsageError("--gem-p/--seqgem-p only apply to --random-init (a checkpoint has its own p)")
-    out_dir = os.path.abspath(output or _model_dir(workspace))
+    out_dir = os.path.abspath(output or ws_paths.model_dir(workspace))
     if random_init:
         warn("--random-init: the weights are RANDOM. This bundle demonstrates the pipeline only; "
              "it does not recognize places. Use --checkpoint JIST_r18_512_seqgem.pth for real use.")
@@ -113,10 +113,6 @@ def _check_engine_possible(precision: str) -> None:
     if precision == "int8":
         raise JistEdgeError("--engine int8 needs calibration data: use `jist-edge engine build --precision int8 "
                             "--calibration DIR|VIDEO`")
-
-
-def _model_dir(override: Optional[str]) -> str:
-    return workspace.model_dir(override)
 
 
 def _summary(bundle: Any, elapsed: float, as_json: bool) -> None:

@@ -104,3 +104,14 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path):
     assert res.exit_code != 0 and "--force" in res.output and "Traceback" not in res.output
     assert (precious / "manifest.json").read_text() == "{}"
     assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == ["model"]
+
+
+def test_calibrate_defaults_to_the_workspace_model(tmp_path):
+    from click.testing import CliRunner
+
+    from jist_edge.cli import main
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    res = CliRunner().invoke(main, ["calibrate", "--calibration", str(calib), "--workspace", str(tmp_path / "ws")])
+    assert res.exit_code != 0 and str(tmp_path / "ws" / "model") in res.output and "Traceback" not in res.output

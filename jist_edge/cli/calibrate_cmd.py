@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from jist_edge.cli.common import echo_table, warn
+from jist_edge.cli.common import echo_table, warn, workspace_option
 from jist_edge.errors import JistEdgeError
 
 
@@ -26,9 +26,10 @@ from jist_edge.errors import JistEdgeError
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The .pth the bundle was exported from (FP16 emulation of a real-weight bundle).")
 @click.option("--report", type=click.Path(dir_okay=False), default=None, help="Write the fidelity report (JSON).")
+@workspace_option
 def command(bundle: Optional[str], calibration: str, frames: int, seed: int, qdq_out: Optional[str],
             route: Optional[str], route_frames: int, fp16: bool, checkpoint: Optional[str],
-            report: Optional[str]) -> None:
+            report: Optional[str], workspace: Optional[str]) -> None:
     """Quantize the encoder to INT8 (Q/DQ) on the CPU and measure what INT8 and FP16 change.
 
     Prints cosine similarity to FP32 of frame and sequence descriptors and the top-1
@@ -37,14 +38,14 @@ def command(bundle: Optional[str], calibration: str, frames: int, seed: int, qdq
     """
     import numpy as np
 
-    from jist_edge import workspace
+    from jist_edge import workspace as ws_paths
     from jist_edge.bundle import load_bundle
     from jist_edge.calibration import fidelity
     from jist_edge.calibration.dataset import open_calibration_set
     from jist_edge.calibration.qdq import make_qdq_encoder
     from jist_edge.fileio import write_json_atomic
 
-    model = load_bundle(bundle or workspace.model_dir())
+    model = load_bundle(bundle or ws_paths.model_dir(workspace))
     calib = open_calibration_set(calibration, model, frames=frames, seed=seed)
     click.echo("calibrating on {} of {} frames of {}".format(len(calib), calib.total, calibration), err=True)
     work = tempfile.mkdtemp(prefix="jist-edge-calibrate-")

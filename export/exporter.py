@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 import torch
 
 from jist_edge import __version__
-from jist_edge.bundle import ENCODER_FILE, SEQUENCE_FILE, Bundle, make_manifest, write_bundle
+from jist_edge.bundle import ENCODER_FILE, SEQUENCE_FILE, Bundle, make_manifest, refuse_overwrite, write_bundle
 from jist_edge.errors import JistEdgeError
 from jist_edge.export.checkpoint import load_checkpoint
 from jist_edge.export.model import DESCRIPTOR_DIM, FrameEncoder, JistModel, SequenceEncoder, build_model
@@ -97,6 +97,7 @@ def export_bundle(
     opset = DEFAULT_OPSET if opset is None else int(opset)
     exporter_description(opset)  # validates the opset before any work
     _validate(img_size, seq_len)
+    refuse_overwrite(out_dir, None, force)  # a non-bundle folder is refused before any work
     height, width = int(img_size[0]), int(img_size[1])
     timings = {}  # type: Dict[str, float]
     started = time.perf_counter()

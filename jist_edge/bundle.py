@@ -173,12 +173,17 @@ def write_bundle(out_dir: str, staged_files: Dict[str, str], manifest: Dict[str,
         manifest["files"] = {name: file_record(os.path.join(stage, name)) for name in sorted(staged_files)}
         manifest["bundle_id"] = bundle_identity(manifest)
         manifest["manifest_sha256"] = manifest_digest(manifest)
-        _refuse_overwrite(out_dir, manifest["bundle_id"], force)
+        refuse_overwrite(out_dir, manifest["bundle_id"], force)
         write_json_atomic(os.path.join(stage, MANIFEST_FILE), manifest)
     return load_bundle(out_dir, check_onnx=False)
 
 
-def _refuse_overwrite(out_dir: str, new_id: str, force: bool) -> None:
+def refuse_overwrite(out_dir: str, new_id: Optional[str], force: bool) -> None:
+    """Keep a folder that is not a bundle, or holds another one, unless ``force``.
+
+    With ``new_id`` None (before exporting, when the new identity is not known yet)
+    only the first case is checked, so that an export never runs just to be refused.
+    """
     if force or not os.path.isdir(out_dir) or not os.listdir(out_dir):
         return
     manifest_path = os.path.join(out_dir, MANIFEST_FILE)
@@ -188,7 +193,7 @@ def _refuse_overwrite(out_dir: str, new_id: str, force: bool) -> None:
         raise JistEdgeError(
             "output folder {} is not empty and holds no bundle; pass --force to replace it".format(out_dir)
         )
-    if old_id != new_id:
+    if new_id is not None and old_id != new_id:
         raise JistEdgeError(
             "output folder {} holds a different bundle ({}, new {}); pass --force to replace it".format(
                 out_dir, old_id, new_id

@@ -234,3 +234,16 @@ def test_engine_shortcut_fails_before_exporting_where_tensorrt_is_missing(tmp_pa
     result = _cli(["--random-init", "--img-size", "64", "96", "--output", str(out), "--engine", "fp16"])
     assert result.exit_code != 0 and "TensorRT" in result.output and "jist-edge engine build" in result.output
     assert "Traceback" not in result.output and not out.exists()
+
+
+def test_non_bundle_output_folder_is_refused_before_exporting(tmp_path, monkeypatch):
+    from jist_edge.export import exporter
+
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "keep.jpg").write_bytes(b"not mine")
+    built = []
+    monkeypatch.setattr(exporter, "build_model", lambda **kw: built.append(kw))  # must never be reached
+    result = _cli(["--random-init", "--img-size", "64", "96", "--output", str(out)])
+    assert result.exit_code != 0 and "holds no bundle" in result.output and "--force" in result.output
+    assert built == [] and sorted(p.name for p in out.iterdir()) == ["keep.jpg"]

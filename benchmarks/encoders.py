@@ -12,8 +12,8 @@ import numpy as np
 from jist_edge.backends import available_backends, create_encoder
 from jist_edge.benchmarks import descriptors
 from jist_edge.benchmarks.timing import compare, summarize, time_runs
-from jist_edge.descriptor_ring import DescriptorRing
-from jist_edge.seqgem import seqgem
+from jist_edge.pipeline.descriptor_ring import DescriptorRing
+from jist_edge.pipeline.seqgem import seqgem
 
 Log = Callable[[str], None]
 

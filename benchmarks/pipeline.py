@@ -23,7 +23,7 @@ STAGES = ("decode", "preprocess", "encode", "seqgem", "match", "end_to_end")
 
 def make_video(path: str, frames: int, size: Sequence[int], seed: int = 0) -> str:
     """A query pass of a synthetic street route as MJPG .avi (what a camera file looks like)."""
-    from jist_edge.synth import Route, make_traversal, write_video
+    from jist_edge.synth.traversal import Route, make_traversal, write_video
 
     route = Route(seed=seed, length_m=max(40.0, frames * 2.6 + 10.0))
     traversal = make_traversal(route, "query", height=int(size[0]), width=int(size[1]), seed=seed, count=frames)
@@ -33,8 +33,8 @@ def make_video(path: str, frames: int, size: Sequence[int], seed: int = 0) -> st
 
 def make_map(bundle: Any, out_dir: str, frames: int, size: Sequence[int], seed: int = 0) -> str:
     """A real map folder from a synthetic database pass, built by the project's map builder."""
-    from jist_edge.mapping import build_map
-    from jist_edge.synth import Route, make_traversal
+    from jist_edge.maps.build import build_map
+    from jist_edge.synth.traversal import Route, make_traversal
 
     route = Route(seed=seed, length_m=max(40.0, frames * 2.0 + 10.0))
     traversal = make_traversal(route, "database", height=int(size[0]), width=int(size[1]), seed=seed, count=frames)
@@ -48,8 +48,8 @@ def run(bundle_dir: str, map_dir: str, video: str, backend: str, runs: int, warm
     import cv2
 
     from jist_edge.bundle import load_bundle
-    from jist_edge.localizer import Localizer
-    from jist_edge.mapdb import load_map
+    from jist_edge.pipeline.localizer import Localizer
+    from jist_edge.maps.store import load_map
 
     rss_start = current_rss_mb()
     bundle = load_bundle(bundle_dir)

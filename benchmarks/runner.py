@@ -154,7 +154,7 @@ def _pipeline(bundle: Any, map_dir: Optional[str], backend: str, cfg: Dict[str, 
         video = pipeline.make_video(os.path.join(work, "queries.avi"), frames, size)
         map_source = "given"
         if not map_dir:
-            map_source = "synthetic route database pass ({} frames), built with jist_edge.mapping".format(
+            map_source = "synthetic route database pass ({} frames), built with jist_edge.maps.build".format(
                 cfg["pipeline_map_frames"])
             log("pipeline: building a map from a {}-frame synthetic database pass".format(cfg["pipeline_map_frames"]))
             map_dir = pipeline.make_map(bundle, os.path.join(work, "map"), cfg["pipeline_map_frames"], size)

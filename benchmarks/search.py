@@ -1,6 +1,6 @@
 """The ways of finding the nearest map place that the matching benchmark compares.
 
-Queries go through the runtime's own ``jist_edge.matcher.Matcher`` when it is
+Queries go through the runtime's own ``jist_edge.pipeline.matcher.Matcher`` when it is
 installed, so the numbers are those of `jist-edge run`; otherwise hnswlib and numpy
 directly, and the JSON says which was used.
 Everything ranks by squared L2, like the paper (faiss IndexFlatL2) and the runtime.
@@ -17,7 +17,7 @@ HNSW_SEED = 100
 
 
 class ArrayMap(object):
-    """The few attributes of ``mapdb.PlaceMap`` the matcher uses, over in-memory descriptors."""
+    """The few attributes of ``maps.store.PlaceMap`` the matcher uses, over in-memory descriptors."""
 
     def __init__(self, descriptors: np.ndarray, index: Any = None, seq_len: int = 5) -> None:
         self.descriptors = np.ascontiguousarray(descriptors, dtype=np.float32)
@@ -66,10 +66,10 @@ class Searcher(object):
         self.exact = exact
         self.ef = ef
         try:
-            from jist_edge.matcher import Matcher
+            from jist_edge.pipeline.matcher import Matcher
         except ImportError:
             Matcher = None
-        self.implementation = "jist_edge.matcher.Matcher" if Matcher is not None else "numpy/hnswlib directly"
+        self.implementation = "jist_edge.pipeline.matcher.Matcher" if Matcher is not None else "numpy/hnswlib directly"
         if Matcher is not None:
             self._matcher = Matcher(place_map, ef=ef, exact=exact)
             self._query = self._matcher_query
@@ -102,9 +102,9 @@ class Searcher(object):
 
 def implementation() -> str:
     try:
-        import jist_edge.matcher  # noqa: F401
+        import jist_edge.pipeline.matcher  # noqa: F401
 
-        return "jist_edge.matcher.Matcher (hnswlib {}, exact squared L2 in numpy)".format(_hnswlib_version())
+        return "jist_edge.pipeline.matcher.Matcher (hnswlib {}, exact squared L2 in numpy)".format(_hnswlib_version())
     except ImportError:
         return "hnswlib {} and numpy exact search directly (squared L2)".format(_hnswlib_version())
 

@@ -12,6 +12,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from jist_edge.pipeline.stats import percentiles
+
 Stats = Dict[str, float]
 
 
@@ -22,7 +24,7 @@ def summarize(samples_ms: Sequence[float]) -> Stats:
         raise ValueError("no samples to summarize")
     if not np.all(np.isfinite(x)):
         raise ValueError("samples must be finite")
-    p50, p95, p99 = np.percentile(x, [50, 95, 99])
+    p50, p95, p99 = percentiles(x, [50, 95, 99])
     mean = float(x.mean())
     return {
         "n": int(x.size),

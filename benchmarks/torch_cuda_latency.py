@@ -10,29 +10,21 @@ import importlib.util
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 
 
-def _load_model_module():
+def _load_repo_module(package: str, name: str):
+    """jist_edge.<package>.<name> when installed, else <repo>/<package>/<name>.py by path (a bare GPU machine)."""
     try:
-        from jist_edge.export import model  # installed package
-        return model
+        return importlib.import_module("jist_edge.{}.{}".format(package, name))
     except ImportError:
         here = os.path.dirname(os.path.abspath(__file__))
-        path = os.path.join(here, os.pardir, "export", "model.py")
-        spec = importlib.util.spec_from_file_location("jist_model", path)
+        path = os.path.join(here, os.pardir, package, name + ".py")
+        spec = importlib.util.spec_from_file_location("jist_{}_{}".format(package, name), path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module
-
-
-def _percentile(values, q):
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100.0
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def time_cuda(fn, warmup, runs, torch):
@@ -55,9 +47,9 @@ def time_cuda(fn, warmup, runs, torch):
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end))
-    return {"runs": runs, "warmup": warmup, "p50_ms": _percentile(times, 50), "p95_ms": _percentile(times, 95),
-            "p99_ms": _percentile(times, 99), "min_ms": min(times), "mean_ms": statistics.mean(times),
-            "fps": 1000.0 / _percentile(times, 50)}
+    stats = dict(_load_repo_module("benchmarks", "timing").summarize(times))
+    stats.update({"runs": runs, "warmup": warmup, "fps": 1000.0 / stats["p50_ms"]})
+    return stats
 
 
 def _graphed(fn, torch):
@@ -90,7 +82,7 @@ def main() -> int:
     if not torch.cuda.is_available() and not args.dry_run_cpu:
         print("no CUDA device: this benchmark needs PyTorch with CUDA", file=sys.stderr)
         return 2
-    jm = _load_model_module()
+    jm = _load_repo_module("export", "model")
     torch.backends.cudnn.benchmark = True
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     pin = torch.cuda.is_available()

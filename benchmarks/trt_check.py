@@ -20,10 +20,11 @@ from jist_edge.benchmarks.timing import summarize
 
 
 def check_precision(bundle, precision: str, cache_dir: str, calibration: Any, runs: int) -> Dict[str, Any]:
-    from jist_edge import engine_build
+    from jist_edge.engines import build as engine_build
     from jist_edge.backends.onnxruntime_backend import OrtEncoder
     from jist_edge.backends.tensorrt_backend import TensorRTEncoder
-    from jist_edge import engine_cache, trt
+    from jist_edge.engines import cache as engine_cache
+    from jist_edge.engines import runner as trt
 
     source = None
     if precision == "int8":
@@ -74,7 +75,9 @@ def main(argv: Any = None) -> int:
 
     import tempfile
 
-    from jist_edge import trt, workspace
+    from jist_edge import workspace
+
+    from jist_edge.engines import runner as trt
     from jist_edge.bundle import load_bundle
     from jist_edge.errors import JistEdgeError
 

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from jist_edge.errors import JistEdgeError
-from jist_edge.preprocess import Preprocessor
-from jist_edge.source_uri import VIDEO_EXTENSIONS
+from jist_edge.pipeline.preprocess import Preprocessor
+from jist_edge.stream.uri import VIDEO_EXTENSIONS
 
 DEFAULT_FRAMES = 256
 DEFAULT_SEED = 0
@@ -50,7 +50,7 @@ class CalibrationSet(object):
         self.seed = int(seed)
         self.frames_read = 0  # decoded frames, so tests can prove a cache hit reads none
         if os.path.isdir(self.source):
-            from jist_edge.sources import ImageFolderSource
+            from jist_edge.stream.sources import ImageFolderSource
 
             self.kind = "images"
             self.names = list(ImageFolderSource(self.source).names)  # type: List[str]
@@ -93,7 +93,7 @@ class CalibrationSet(object):
                 self.frames_read += 1
                 yield image
             return
-        from jist_edge.sources import VideoFileSource
+        from jist_edge.stream.sources import VideoFileSource
 
         # the runtime's reader: same frame indices and the same handling of bad frames as map building
         wanted = set(self.indices)

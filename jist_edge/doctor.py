@@ -39,7 +39,7 @@ def _probe_opencv() -> Dict[str, Any]:
         import cv2
     except ImportError as exc:
         return {"installed": False, "reason": str(exc)}
-    from jist_edge.source_uri import opencv_has_gstreamer
+    from jist_edge.stream.uri import opencv_has_gstreamer
 
     return {
         "installed": True,
@@ -65,7 +65,7 @@ def _probe_tensorrt() -> Dict[str, Any]:
     except ImportError as exc:
         return {"installed": False, "reason": str(exc)}
     try:
-        from jist_edge import trt_policy
+        from jist_edge.engines import policy as trt_policy
         info["api"] = trt_policy.api_for_version(info["version"])
         info["int8_method"] = trt_policy.int8_method_for_version(info["version"])
     except Exception as exc:  # an unsupported version is a finding, not a crash
@@ -92,7 +92,7 @@ def _probe_gpu(tensorrt_ok: bool, pycuda_ok: bool) -> Dict[str, Any]:
     if not (tensorrt_ok and pycuda_ok):
         return {"probed": False, "reason": "needs tensorrt and pycuda"}
     try:
-        from jist_edge import trt
+        from jist_edge.engines import runner as trt
         info = trt.platform_info()
     except Exception as exc:
         return {"probed": False, "reason": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}

@@ -11,3 +11,7 @@ class JistEdgeError(Exception):
 
 class IntegrityError(JistEdgeError):
     """A file on disk does not match the checksum or metadata that describes it."""
+
+
+class BadFrame(JistEdgeError):
+    """A frame that cannot be encoded (empty, wrong shape or type): streams skip and count these."""

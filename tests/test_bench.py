@@ -266,7 +266,7 @@ def test_cli_refuses_a_foreign_map_and_an_unwritable_output_before_any_timing(ti
     from map_routes import route_frames, write_images
 
     from jist_edge.cli import main
-    from jist_edge.mapping import build_map
+    from jist_edge.maps.build import build_map
 
     write_images(str(tmp_path / "db"), route_frames(8))
     place_map = build_map(tiny_bundle, str(tmp_path / "db"), str(tmp_path / "map"))

@@ -8,7 +8,7 @@ import pytest
 from jist_edge.calibration import cache as ccache
 from jist_edge.calibration import dataset
 from jist_edge.errors import JistEdgeError
-from jist_edge.preprocess import Preprocessor
+from jist_edge.pipeline.preprocess import Preprocessor
 from map_routes import route_frames, write_images, write_video
 
 
@@ -119,7 +119,7 @@ def test_cache_tampering_and_atomic_write(tmp_path):
 def test_fp32_head_is_the_aggregation(tiny_bundle):
     import onnx
 
-    from jist_edge.fp32_layers import onnx_fp32_head, onnx_nodes
+    from jist_edge.engines.fp32_layers import onnx_fp32_head, onnx_nodes
 
     model = onnx.load(tiny_bundle.encoder_path)
     head = onnx_fp32_head(model)

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from jist_edge.capture import CaptureThread, iter_frames
+from jist_edge.stream.capture import CaptureThread, iter_frames
 from jist_edge.errors import JistEdgeError
-from jist_edge.frame_ring import FrameRing
-from jist_edge.sources import LiveCaptureSource, open_source
+from jist_edge.stream.frame_ring import FrameRing
+from jist_edge.stream.sources import LiveCaptureSource, open_source
 from video_files import frame_image, read_all_with_opencv, write_mjpg_avi
 
 N = 24

@@ -15,7 +15,7 @@ pytest.importorskip("torch", exc_type=ImportError)
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, tiny_bundle):
     """An image route (database and queries) and a map of its database pass."""
-    from jist_edge.mapping import build_map
+    from jist_edge.maps.build import build_map
 
     root = tmp_path_factory.mktemp("cli_errors")
     db = str(root / "db")

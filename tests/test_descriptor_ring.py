@@ -1,7 +1,7 @@
 import numpy as np
 
-from jist_edge.descriptor_ring import DescriptorRing
-from jist_edge.seqgem import seqgem, sliding_windows
+from jist_edge.pipeline.descriptor_ring import DescriptorRing
+from jist_edge.pipeline.seqgem import seqgem, sliding_windows
 
 
 def test_ring_keeps_last_l_in_order_and_never_grows():

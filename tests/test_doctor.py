@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from jist_edge import doctor
 from jist_edge.cli import main
-from jist_edge.source_uri import opencv_build_value, opencv_has_gstreamer
+from jist_edge.stream.uri import opencv_build_value, opencv_has_gstreamer
 
 
 def test_jetson_model_strips_nul(tmp_path):

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from jist_edge import engine_cache as ec
+from jist_edge.engines import cache as engine_cache
 from jist_edge.errors import IntegrityError, JistEdgeError
 
 
@@ -15,7 +15,7 @@ def _expected(**change):
         onnx_sha256="a" * 64, bundle_id="0123456789abcdef",
     )
     fields.update(change)
-    return ec.expected_header(**fields)
+    return engine_cache.expected_header(**fields)
 
 
 CHANGES = {
@@ -32,31 +32,31 @@ CHANGES = {
 
 
 def test_changes_cover_every_identity_field():
-    assert set(CHANGES) | {"format", "format_version"} == set(ec.IDENTITY_FIELDS)
+    assert set(CHANGES) | {"format", "format_version"} == set(engine_cache.IDENTITY_FIELDS)
 
 
 @pytest.mark.parametrize("field", sorted(CHANGES))
 def test_every_field_changes_key_and_is_named(field, tmp_path):
     built = _expected()
     here = _expected(**CHANGES[field])
-    assert ec.cache_key(built) != ec.cache_key(here)
-    assert ec.check_header(built, here) == [field]
+    assert engine_cache.cache_key(built) != engine_cache.cache_key(here)
+    assert engine_cache.check_header(built, here) == [field]
     path = str(tmp_path / "encoder-fp16.engine")
-    ec.write_engine(path, b"engine-bytes", built)
-    with pytest.raises(ec.EngineMismatch) as info:
-        ec.load_engine_bytes(path, here)
+    engine_cache.write_engine(path, b"engine-bytes", built)
+    with pytest.raises(engine_cache.EngineMismatch) as info:
+        engine_cache.load_engine_bytes(path, here)
     assert info.value.fields == [field]
     message = str(info.value)
     assert field in message and "jist-edge engine build" in message and "\n" not in message
 
 
 def test_matching_engine_loads_and_key_is_stable(tmp_path):
-    path = ec.engine_path(str(tmp_path), "encoder", "fp16")
-    header = ec.write_engine(path, b"\x00engine\xff" * 100, _expected(), extra={"workspace_mib": 256})
+    path = engine_cache.engine_path(str(tmp_path), "encoder", "fp16")
+    header = engine_cache.write_engine(path, b"\x00engine\xff" * 100, _expected(), extra={"workspace_mib": 256})
     assert os.path.basename(path) == "encoder-fp16.engine"
-    assert os.path.isfile(ec.header_path(path))
-    assert header["cache_key"] == ec.cache_key(_expected())
-    assert ec.load_engine_bytes(path, _expected()) == b"\x00engine\xff" * 100
+    assert os.path.isfile(engine_cache.header_path(path))
+    assert header["cache_key"] == engine_cache.cache_key(_expected())
+    assert engine_cache.load_engine_bytes(path, _expected()) == b"\x00engine\xff" * 100
     # no temporary files left behind
     assert sorted(os.listdir(str(tmp_path))) == ["encoder-fp16.engine", "encoder-fp16.engine.json"]
 
@@ -64,38 +64,38 @@ def test_matching_engine_loads_and_key_is_stable(tmp_path):
 def test_missing_field_and_format_refused(tmp_path):
     built = _expected()
     del built["gpu"]
-    assert ec.check_header(built, _expected()) == ["gpu"]
-    assert "format" in ec.check_header({}, _expected())
+    assert engine_cache.check_header(built, _expected()) == ["gpu"]
+    assert "format" in engine_cache.check_header({}, _expected())
 
 
 def test_swapped_or_truncated_engine_refused(tmp_path):
     path = str(tmp_path / "e.engine")
-    ec.write_engine(path, b"x" * 1000, _expected())
+    engine_cache.write_engine(path, b"x" * 1000, _expected())
     with open(path, "wb") as handle:
         handle.write(b"y" * 1000)
-    with pytest.raises(ec.EngineMismatch, match="sha256"):
-        ec.load_engine_bytes(path, _expected())
+    with pytest.raises(engine_cache.EngineMismatch, match="sha256"):
+        engine_cache.load_engine_bytes(path, _expected())
     with open(path, "wb") as handle:
         handle.write(b"x" * 10)
     with pytest.raises(IntegrityError):
-        ec.check_engine(path, _expected())
+        engine_cache.check_engine(path, _expected())
 
 
 def test_absent_engine_and_corrupt_header(tmp_path):
     path = str(tmp_path / "none.engine")
     with pytest.raises(JistEdgeError, match="engine not found"):
-        ec.load_engine_bytes(path, _expected())
+        engine_cache.load_engine_bytes(path, _expected())
     with open(path, "wb") as handle:
         handle.write(b"z")
-    with open(ec.header_path(path), "w") as handle:
+    with open(engine_cache.header_path(path), "w") as handle:
         handle.write("{not json")
     with pytest.raises(IntegrityError, match="not valid JSON"):
-        ec.load_engine_bytes(path, _expected())
+        engine_cache.load_engine_bytes(path, _expected())
 
 
 def test_failed_write_keeps_old_engine(tmp_path):
     path = str(tmp_path / "e.engine")
-    ec.write_engine(path, b"old", _expected())
+    engine_cache.write_engine(path, b"old", _expected())
 
     class Boom(Exception):
         pass
@@ -105,14 +105,14 @@ def test_failed_write_keeps_old_engine(tmp_path):
             raise Boom()
 
     with pytest.raises(Boom):
-        ec.write_engine(path, BadBytes(b"new"), _expected())
-    assert ec.load_engine_bytes(path, _expected()) == b"old"
+        engine_cache.write_engine(path, BadBytes(b"new"), _expected())
+    assert engine_cache.load_engine_bytes(path, _expected()) == b"old"
 
 
 def test_timing_cache_path_depends_on_trt_and_gpu(tmp_path):
-    a = ec.timing_cache_path(str(tmp_path), "8.2.1.8", "5.3")
-    b = ec.timing_cache_path(str(tmp_path), "8.2.1.8", "8.7")
-    c = ec.timing_cache_path(str(tmp_path), "10.3.0", "5.3")
+    a = engine_cache.timing_cache_path(str(tmp_path), "8.2.1.8", "5.3")
+    b = engine_cache.timing_cache_path(str(tmp_path), "8.2.1.8", "8.7")
+    c = engine_cache.timing_cache_path(str(tmp_path), "10.3.0", "5.3")
     assert len({a, b, c}) == 3
 
 
@@ -130,7 +130,7 @@ PLATFORM = {"tensorrt": "8.2.1.8", "gpu": "NVIDIA Tegra X1", "compute_capability
 
 
 def test_expected_header_from_bundle():
-    from jist_edge import engine_build
+    from jist_edge.engines import build as engine_build
 
     enc = engine_build.expected_for(_bundle(), "encoder", "fp16", PLATFORM)
     assert enc["input_shape"] == [3, 96, 128]
@@ -140,9 +140,9 @@ def test_expected_header_from_bundle():
     assert seq["input_shape"] == [5, 3, 96, 128] and seq["profile"]["max"][0] == 1
     # a re-exported bundle changes the ONNX hash and the identity: both named
     reexport = engine_build.expected_for(_bundle(encoder_sha="f" * 64), "encoder", "fp16", PLATFORM)
-    assert ec.check_header(enc, reexport) == ["onnx_sha256", "bundle_id"]
+    assert engine_cache.check_header(enc, reexport) == ["onnx_sha256", "bundle_id"]
     bigger = engine_build.expected_for(_bundle(), "encoder", "fp16", PLATFORM, max_batch=8)
-    assert ec.check_header(enc, bigger) == ["profile"]
+    assert engine_cache.check_header(enc, bigger) == ["profile"]
 
 
 def test_engine_build_without_tensorrt_is_one_line(tmp_path):

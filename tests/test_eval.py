@@ -8,9 +8,9 @@ from click.testing import CliRunner
 from jist_edge.backends import create_encoder
 from jist_edge.cli import main
 from jist_edge.errors import JistEdgeError
-from jist_edge.evaluate import evaluate, is_positive, near_frames, recall_at, sequence_positives
-from jist_edge.mapdb import window_rows
-from jist_edge.mapping import build_map
+from jist_edge.maps.evaluate import evaluate, is_positive, near_frames, recall_at, sequence_positives
+from jist_edge.maps.store import window_rows
+from jist_edge.maps.build import build_map
 
 import map_routes
 

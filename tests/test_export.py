@@ -19,7 +19,7 @@ from jist_edge.cli import main  # noqa: E402
 from jist_edge.errors import JistEdgeError  # noqa: E402
 from jist_edge.export.onnx_export import exporter_for  # noqa: E402
 from jist_edge.fileio import sha256_file  # noqa: E402
-from jist_edge.seqgem import seqgem, sliding_windows  # noqa: E402
+from jist_edge.pipeline.seqgem import seqgem, sliding_windows  # noqa: E402
 
 from conftest import copy_bundle  # noqa: E402
 

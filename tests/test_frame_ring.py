@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from jist_edge.frame_ring import FrameRing
+from jist_edge.stream.frame_ring import FrameRing
 
 
 def test_capacity_must_be_positive():

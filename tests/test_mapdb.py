@@ -9,9 +9,9 @@ import pytest
 
 from jist_edge.errors import IntegrityError, JistEdgeError
 from jist_edge.fileio import sha256_file, write_json_atomic
-from jist_edge.mapdb import FrameTable, INDEX_FILE, MANIFEST_FILE, SEQUENCES_FILE, load_map, write_map
-from jist_edge.matcher import Matcher
-from jist_edge.seqgem import sliding_windows
+from jist_edge.maps.store import FrameTable, INDEX_FILE, MANIFEST_FILE, SEQUENCES_FILE, load_map, write_map
+from jist_edge.pipeline.matcher import Matcher
+from jist_edge.pipeline.seqgem import sliding_windows
 
 N_FRAMES = 120
 L = 5
@@ -95,7 +95,7 @@ def test_refuses_other_sequence_length(tiny_bundle, tmp_path):
 
 def _load_in_subprocess(path):
     """hnswlib may segfault on a corrupt file: load where a crash cannot take pytest down."""
-    code = ("import sys\nfrom jist_edge.mapdb import load_map\nfrom jist_edge.errors import JistEdgeError\n"
+    code = ("import sys\nfrom jist_edge.maps.store import load_map\nfrom jist_edge.errors import JistEdgeError\n"
             "try:\n    load_map(sys.argv[1]).hnsw_index()\nexcept JistEdgeError as e:\n"
             "    print('REFUSED', e)\n    sys.exit(3)\nprint('LOADED')\n")
     return subprocess.run([sys.executable, "-c", code, path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -166,7 +166,7 @@ def test_existing_folder_needs_force_and_failed_write_keeps_old_map(tiny_bundle,
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr("jist_edge.mapdb.write_json_atomic", disk_full)
+        patch.setattr("jist_edge.maps.store.write_json_atomic", disk_full)
         with pytest.raises(OSError):
             _write(path, tiny_bundle, seed=1, force=True)
     assert sha256_file(load_map(path).index_path) == old_sha

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from jist_edge.backends import create_encoder
 from jist_edge.cli import main
 from jist_edge.errors import JistEdgeError
-from jist_edge.mapdb import load_map
-from jist_edge.mapping import build_map, encode_frames, rebuild_map
-from jist_edge.preprocess import Preprocessor
-from jist_edge.seqgem import sliding_windows
+from jist_edge.maps.store import load_map
+from jist_edge.maps.build import build_map, encode_frames, rebuild_map
+from jist_edge.pipeline.preprocess import Preprocessor
+from jist_edge.pipeline.seqgem import sliding_windows
 
 import map_routes
 from video_files import read_all_with_opencv

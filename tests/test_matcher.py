@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from jist_edge.errors import JistEdgeError
-from jist_edge.mapdb import FrameTable, write_map
-from jist_edge.matcher import DEFAULT_EF, ExactSearch, Matcher, exact_sq_l2
-from jist_edge.seqgem import sliding_windows
+from jist_edge.maps.store import FrameTable, write_map
+from jist_edge.pipeline.matcher import DEFAULT_EF, ExactSearch, Matcher, exact_sq_l2
+from jist_edge.pipeline.seqgem import sliding_windows
 
 import map_routes
 
@@ -62,7 +62,7 @@ def test_default_ef_agreement_on_real_map(tmp_path_factory):
     pytest.importorskip("torch", exc_type=ImportError)
     from jist_edge.backends import create_encoder
     from jist_edge.export.exporter import export_bundle
-    from jist_edge.mapping import build_map, encode_route
+    from jist_edge.maps.build import build_map, encode_route
 
     bundle = export_bundle(str(tmp_path_factory.mktemp("ef") / "model"), random_init=True, seed=0,
                            img_size=(32, 32), seq_len=5)

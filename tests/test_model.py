@@ -6,7 +6,7 @@ torch = pytest.importorskip("torch", exc_type=ImportError)
 F = torch.nn.functional
 
 from jist_edge.export.model import JistModel, build_model, official_keys  # noqa: E402
-from jist_edge.seqgem import seqgem  # noqa: E402
+from jist_edge.pipeline.seqgem import seqgem  # noqa: E402
 
 # torchvision's resnet18 has 11,689,512 parameters, of which fc (512*1000 + 1000) is dropped.
 RESNET18_TRUNK_PARAMS = 11689512 - 513000

@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from jist_edge.preprocess import IMAGENET_MEAN, IMAGENET_STD, BadFrame, Preprocessor, choose_interpolation
+from jist_edge.errors import BadFrame
+from jist_edge.pipeline.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessor, choose_interpolation
 
 Image = pytest.importorskip("PIL.Image", exc_type=ImportError)
 matplotlib = pytest.importorskip("matplotlib", exc_type=ImportError)

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from jist_edge.cli import main
-from jist_edge.localizer import Localizer
-from jist_edge.mapdb import load_map
+from jist_edge.pipeline.localizer import Localizer
+from jist_edge.maps.store import load_map
 
 pytest.importorskip("torch", exc_type=ImportError)
 
@@ -25,8 +25,8 @@ def _rss_bytes() -> int:
 @pytest.fixture(scope="module")
 def route(tmp_path_factory, tiny_bundle):
     """A synthetic route as MJPG videos, and a map of its database pass built offline."""
-    from jist_edge.mapping import build_map
-    from jist_edge.synth import make_route_dataset
+    from jist_edge.maps.build import build_map
+    from jist_edge.synth.traversal import make_route_dataset
 
     root = tmp_path_factory.mktemp("route")
     data = make_route_dataset(str(root / "route"), frames=40, size=(64, 96), seed=3, as_video=True)
@@ -52,7 +52,7 @@ def test_streamed_descriptors_equal_offline_map_and_each_frame_is_encoded_once(t
 
 
 def test_partial_windows_equal_seqgem_of_the_frames_so_far(tiny_bundle, route):
-    from jist_edge.seqgem import seqgem
+    from jist_edge.pipeline.seqgem import seqgem
 
     data, place_map = route
     loc = Localizer(tiny_bundle, place_map, backend="onnxruntime")
@@ -149,7 +149,7 @@ def test_truncated_video_is_a_clean_partial_run(tiny_bundle, route, tmp_path):
 @pytest.mark.slow
 def test_soak_memory_flat_and_reconnects_continue(tiny_bundle, route):
     """Several thousand frames from a 'camera' that drops at the end of every clip and is reopened."""
-    from jist_edge.sources import LiveCaptureSource
+    from jist_edge.stream.sources import LiveCaptureSource
 
     data, place_map = route
     source = LiveCaptureSource("test camera", lambda: cv2.VideoCapture(data["queries"]), max_retries=2,

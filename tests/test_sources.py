@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from jist_edge.errors import JistEdgeError
-from jist_edge.frame import apply_flip, to_bgr
-from jist_edge.preprocess import BadFrame
-from jist_edge.source_uri import (SourceSpec, csi_pipeline, opencv_has_gstreamer, parse_source_uri,
+from jist_edge.stream.frame import apply_flip, to_bgr
+from jist_edge.errors import BadFrame
+from jist_edge.stream.uri import (SourceSpec, csi_pipeline, opencv_has_gstreamer, parse_source_uri,
                                   rtsp_gstreamer_pipeline)
-from jist_edge.sources import (ImageFolderSource, LiveCaptureSource, VideoFileSource, call_with_timeout,
+from jist_edge.stream.sources import (ImageFolderSource, LiveCaptureSource, VideoFileSource, call_with_timeout,
                                jpeg_is_truncated, open_source, redact_url)
 from video_files import frame_image, read_all_with_opencv, write_mjpg_avi
 

@@ -10,8 +10,8 @@ from video_files import read_all_with_opencv
 
 from jist_edge.cli import main
 from jist_edge.errors import JistEdgeError
-from jist_edge.positions import positions_from_names, read_positions_csv, sort_frame_names
-from jist_edge.synth import (
+from jist_edge.maps.positions import positions_from_names, read_positions_csv, sort_frame_names
+from jist_edge.synth.traversal import (
     Condition,
     Route,
     make_route_dataset,

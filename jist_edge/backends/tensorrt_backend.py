@@ -4,7 +4,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from jist_edge import trt_policy
+from jist_edge.engines import policy as trt_policy
 from jist_edge.backends import EncoderBackend
 from jist_edge.errors import JistEdgeError
 
@@ -34,7 +34,7 @@ class TensorRTEncoder(EncoderBackend):
 
     def __init__(self, engine_bytes: bytes, header: Dict[str, Any], device: Any = None) -> None:
         super(TensorRTEncoder, self).__init__()
-        from jist_edge import trt
+        from jist_edge.engines import runner as trt
 
         self.header = header
         self.device = device  # owned: closed with the encoder
@@ -74,7 +74,8 @@ def open_encoder(
     **_: Any
 ) -> TensorRTEncoder:
     """Load the cached engine if its header matches this setup, else rebuild (unless no_build)."""
-    from jist_edge import engine_build, trt
+    from jist_edge.engines import build as engine_build
+    from jist_edge.engines import runner as trt
 
     reason = _reason()
     if reason:

@@ -8,7 +8,7 @@ from typing import Optional, Sequence, Tuple
 
 import click
 
-from jist_edge import workspace as ws_paths
+from jist_edge import workspace
 from jist_edge.cli.common import workspace_option
 from jist_edge.fileio import ensure_parent_dir
 
@@ -32,7 +32,7 @@ from jist_edge.fileio import ensure_parent_dir
 @workspace_option
 def command(model: Optional[str], map_dir: Optional[str], backends: Sequence[str], img_size: Optional[Tuple[int, int]],
             quick: bool, large: bool, json_path: Optional[str], report_dir: Optional[str],
-            workspace: Optional[str]) -> None:
+            workspace_path: Optional[str]) -> None:
     """Measure the pipeline on this machine and set it beside the paper's claims.
 
     \b
@@ -58,14 +58,14 @@ def command(model: Optional[str], map_dir: Optional[str], backends: Sequence[str
     # Everything that can be refused is refused now, not after minutes of timing.
     if map_dir:
         from jist_edge.bundle import load_bundle
-        from jist_edge.mapdb import load_map
+        from jist_edge.maps.store import load_map
 
         load_map(map_dir, bundle=load_bundle(model))
     for out_path in (json_path, report_dir and os.path.join(report_dir, "README.md")):
         if out_path:
             ensure_parent_dir(out_path)
     cfg = runner.settings(quick=quick, large=large, img_size=img_size)
-    cache = os.path.join(ws_paths.workspace_dir(workspace), "bench-cache")
+    cache = os.path.join(workspace.workspace_dir(workspace_path), "bench-cache")
     result = runner.run_bench(cfg, cache, model=model, map_dir=map_dir, backends=list(backends) or None,
                               log=lambda line: click.echo(line, err=True))
     click.echo("")

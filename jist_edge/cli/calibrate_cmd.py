@@ -6,6 +6,7 @@ from typing import Optional
 
 import click
 
+from jist_edge import workspace
 from jist_edge.cli.common import echo_table, warn, workspace_option
 from jist_edge.errors import JistEdgeError
 
@@ -29,7 +30,7 @@ from jist_edge.errors import JistEdgeError
 @workspace_option
 def command(bundle: Optional[str], calibration: str, frames: int, seed: int, qdq_out: Optional[str],
             route: Optional[str], route_frames: int, fp16: bool, checkpoint: Optional[str],
-            report: Optional[str], workspace: Optional[str]) -> None:
+            report: Optional[str], workspace_path: Optional[str]) -> None:
     """Quantize the encoder to INT8 (Q/DQ) on the CPU and measure what INT8 and FP16 change.
 
     Prints cosine similarity to FP32 of frame and sequence descriptors and the top-1
@@ -38,14 +39,13 @@ def command(bundle: Optional[str], calibration: str, frames: int, seed: int, qdq
     """
     import numpy as np
 
-    from jist_edge import workspace as ws_paths
     from jist_edge.bundle import load_bundle
     from jist_edge.calibration import fidelity
     from jist_edge.calibration.dataset import open_calibration_set
     from jist_edge.calibration.qdq import make_qdq_encoder
     from jist_edge.fileio import write_json_atomic
 
-    model = load_bundle(bundle or ws_paths.model_dir(workspace))
+    model = load_bundle(bundle or workspace.model_dir(workspace_path))
     calib = open_calibration_set(calibration, model, frames=frames, seed=seed)
     click.echo("calibrating on {} of {} frames of {}".format(len(calib), calib.total, calibration), err=True)
     work = tempfile.mkdtemp(prefix="jist-edge-calibrate-")

@@ -11,6 +11,7 @@ from jist_edge.errors import JistEdgeError
 
 workspace_option = click.option(
     "--workspace",
+    "workspace_path",
     type=click.Path(file_okay=False),
     default=None,
     envvar=workspace.ENV_VAR,

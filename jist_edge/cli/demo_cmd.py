@@ -6,7 +6,7 @@ from typing import Any, Dict, List
 import click
 import numpy as np
 
-from jist_edge import workspace as ws
+from jist_edge import workspace
 from jist_edge.cli.common import FiniteFloatRange, echo_table, warn, workspace_option
 from jist_edge.errors import JistEdgeError
 
@@ -25,7 +25,7 @@ def _done(t0: float, text: str = "") -> None:
 def live_recall(results_ids: np.ndarray, positives: List[np.ndarray], valid: np.ndarray,
                 place_map: Any) -> Dict[str, Any]:
     """Recall@N of the streamed windows against evaluate.query_positives' ground truth."""
-    from jist_edge.evaluate import recall_at
+    from jist_edge.maps.evaluate import recall_at
 
     recall = recall_at(results_ids, positives, place_map.sequence_frames, valid, RECALLS)
     return {"recall": recall, "evaluated": int(valid.sum()), "without_positive": int((~valid).sum())}
@@ -64,7 +64,7 @@ def claim_demo_folder(out: str, force: bool) -> None:
 @click.option("--force", is_flag=True, help="Use an --output folder that a demo did not make (its model/, map/, "
               "route/ are replaced).")
 @workspace_option
-def command(output, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path, force, workspace):
+def command(output, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path, force, workspace_path):
     """Synthesize a route, export a model, build a map, run the live pipeline, report.
 
     With no arguments this runs anywhere: random weights demonstrate the pipeline
@@ -73,21 +73,21 @@ def command(output, checkpoint, frames, img_size, seq_len, backend, seed, thresh
     same runtime as `jist-edge run --video`, as if it came from a camera.
     """
     from jist_edge.fileio import write_json_atomic
-    from jist_edge.evaluate import query_positives
-    from jist_edge.localizer import Localizer
-    from jist_edge.mapping import build_map
-    from jist_edge.matcher import Matcher
-    from jist_edge.positions import read_positions_csv
-    from jist_edge.sinks import RunStats
-    from jist_edge.sources import open_source
-    from jist_edge.synth import make_route_dataset
+    from jist_edge.maps.evaluate import query_positives
+    from jist_edge.pipeline.localizer import Localizer
+    from jist_edge.maps.build import build_map
+    from jist_edge.pipeline.matcher import Matcher
+    from jist_edge.maps.positions import read_positions_csv
+    from jist_edge.pipeline.stats import RunStats
+    from jist_edge.stream.sources import open_source
+    from jist_edge.synth.traversal import make_route_dataset
 
     try:
         from jist_edge.export.exporter import export_bundle
     except ImportError as exc:
         raise JistEdgeError("the demo exports a model and needs torch: pip install torch==2.13.0 "
                             "'jist-edge[export]' ({})".format(exc))
-    out = os.path.abspath(output or os.path.join(ws.workspace_dir(workspace), "demo"))
+    out = os.path.abspath(output or os.path.join(workspace.workspace_dir(workspace_path), "demo"))
     claim_demo_folder(out, force)
     total = 5
     summary = {"output": out, "random_init": checkpoint is None}  # type: Dict[str, Any]

@@ -4,7 +4,7 @@ from typing import Any, Dict, Optional
 
 import click
 
-from jist_edge import trt_policy
+from jist_edge.engines import policy as trt_policy
 from jist_edge.cli.common import echo_table, warn
 from jist_edge.errors import JistEdgeError
 
@@ -53,8 +53,8 @@ def build_command(bundle: Optional[str], precision: str, workspace_mib: int, cal
     header (TensorRT version, GPU, precision, shapes, ONNX sha256, bundle identity)
     that is checked before every load; `run --backend tensorrt` rebuilds on mismatch.
     """
-    from jist_edge import engine_build
-    from jist_edge import workspace as ws_paths
+    from jist_edge.engines import build as engine_build
+    from jist_edge import workspace
     from jist_edge.backends import tensorrt_backend
     from jist_edge.bundle import load_bundle
 
@@ -62,7 +62,7 @@ def build_command(bundle: Optional[str], precision: str, workspace_mib: int, cal
         raise JistEdgeError("cannot build engines here: " + tensorrt_backend.why_unavailable())
     if precision == "int8" and calibration is None:
         raise JistEdgeError("--precision int8 needs --calibration DIR|VIDEO")
-    model = load_bundle(bundle or ws_paths.model_dir())
+    model = load_bundle(bundle or workspace.model_dir())
     directory = engine_build.cache_dir_for(output)
     source = _int8_source(model, calibration, frames, directory) if calibration else None
     rows = []
@@ -91,7 +91,7 @@ def _int8_source(bundle, calibration: str, frames: int, directory: str):
             out = os.path.join(directory, "encoder-qdq-{}.onnx".format(bundle.bundle_id))
             make_qdq_encoder(bundle, calib, out)
             return {"onnx": out}
-        from jist_edge import trt
+        from jist_edge.engines import runner as trt
 
         batch = max(1, min(8, int(profile["max"][0])))
         cache = cache_for(directory, bundle, calib, extra={"tensorrt": platform["tensorrt"], "batch": batch})

@@ -44,7 +44,7 @@ def parse_recalls(values, extra) -> list:
 @workspace_option
 @click.pass_context
 def command(ctx, model, database, queries, database_positions, query_positions, seq_len, threshold, recall, exact, ef,
-            batch_size, json_path, quiet, workspace):
+            batch_size, json_path, quiet, workspace_path):
     """Recall@N of a query pass against a database pass (the JIST paper's protocol).
 
     Both passes become sliding windows of L frames. A database sequence is a positive
@@ -57,7 +57,7 @@ def command(ctx, model, database, queries, database_positions, query_positions, 
     """
     from jist_edge.bundle import load_bundle
     from jist_edge.cli.map_cmd import FrameProgress, workspace_model
-    from jist_edge.evaluate import evaluate, recall_rows
+    from jist_edge.maps.evaluate import evaluate, recall_rows
     from jist_edge.fileio import ensure_parent_dir, write_json_atomic
 
     recalls = parse_recalls(recall, ctx.args)
@@ -66,7 +66,7 @@ def command(ctx, model, database, queries, database_positions, query_positions, 
             raise JistEdgeError("{} not found: {}".format(option, path))
     if json_path:
         ensure_parent_dir(json_path)  # refused now, not after the evaluation
-    bundle = load_bundle(model or workspace_model(workspace))
+    bundle = load_bundle(model or workspace_model(workspace_path))
     progress = FrameProgress("encoding", enabled=not quiet)
     try:
         report = evaluate(bundle, database, queries, seq_len=seq_len, threshold=threshold, recalls=recalls,

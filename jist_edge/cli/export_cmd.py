@@ -5,7 +5,7 @@ from typing import Any, List, Optional, Tuple
 
 import click
 
-from jist_edge import workspace as ws_paths
+from jist_edge import workspace
 from jist_edge.cli.common import echo_json, echo_table, warn, workspace_option
 from jist_edge.errors import JistEdgeError
 
@@ -62,7 +62,7 @@ def command(
     force: bool,
     engine: Optional[str],
     as_json: bool,
-    workspace: Optional[str],
+    workspace_path: Optional[str],
 ) -> None:
     """Export a JIST checkpoint to encoder.onnx + sequence.onnx + manifest.json.
 
@@ -76,7 +76,7 @@ def command(
         raise click.UsageError("give exactly one of --checkpoint PATH or --random-init")
     if (gem_p is not None or seqgem_p is not None) and not random_init:
         raise click.UsageError("--gem-p/--seqgem-p only apply to --random-init (a checkpoint has its own p)")
-    out_dir = os.path.abspath(output or ws_paths.model_dir(workspace))
+    out_dir = os.path.abspath(output or workspace.model_dir(workspace_path))
     if random_init:
         warn("--random-init: the weights are RANDOM. This bundle demonstrates the pipeline only; "
              "it does not recognize places. Use --checkpoint JIST_r18_512_seqgem.pth for real use.")
@@ -96,10 +96,10 @@ def command(
     elapsed = time.perf_counter() - started
     _summary(bundle, elapsed, as_json)
     if engine is not None:
-        from jist_edge import engine_build
+        from jist_edge.engines import build as engine_build
 
         path, header = engine_build.build(bundle, "encoder", engine, cache_dir=engine_build.cache_dir_for(
-            None, workspace), log=lambda m: click.echo(m, err=True))
+            None, workspace_path), log=lambda m: click.echo(m, err=True))
         click.echo("engine: {} ({}, TensorRT {})".format(path, header["precision"], header.get("tensorrt")))
 
 

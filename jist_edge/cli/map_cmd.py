@@ -5,7 +5,7 @@ from typing import Any, Dict, Optional
 
 import click
 
-from jist_edge import workspace as ws_paths
+from jist_edge import workspace
 from jist_edge.cli.common import check_route_path, echo_json, echo_table, warn, workspace_option
 from jist_edge.errors import JistEdgeError
 
@@ -80,7 +80,7 @@ def command() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @workspace_option
 def build(model, images, video, from_map, positions, stride, seq_len, batch_size, fp16, M, ef_construction, backend,
-          output, force, quiet, workspace):
+          output, force, quiet, workspace_path):
     """Encode a route once, pool windows of L frames with SeqGeM, and index them.
 
     \b
@@ -91,16 +91,16 @@ def build(model, images, video, from_map, positions, stride, seq_len, batch_size
     """
     from jist_edge.backends import create_encoder
     from jist_edge.bundle import load_bundle
-    from jist_edge.mapdb import refuse_overwrite
-    from jist_edge.mapping import encode_route, rebuild_map, write_route_map
+    from jist_edge.maps.store import refuse_overwrite
+    from jist_edge.maps.build import encode_route, rebuild_map, write_route_map
 
     given = [(n, v) for n, v in (("--images", images), ("--video", video), ("--from-map", from_map)) if v is not None]
     if len(given) != 1:
         raise click.UsageError("give exactly one of --images, --video, --from-map")
     option, route_path = given[0]
     check_route_path(option, route_path)
-    bundle = load_bundle(model or workspace_model(workspace))
-    output = output or ws_paths.map_dir(workspace)
+    bundle = load_bundle(model or workspace_model(workspace_path))
+    output = output or workspace.map_dir(workspace_path)
     if option == "--from-map" and (positions or stride != 1):
         raise click.UsageError("--positions and --stride do not apply to --from-map (its frames are fixed)")
     start = time.time()
@@ -137,7 +137,7 @@ def build(model, images, video, from_map, positions, stride, seq_len, batch_size
 
 
 def workspace_model(ws: Optional[str]) -> str:
-    path = ws_paths.model_dir(ws)
+    path = workspace.model_dir(ws)
     if not os.path.isdir(path):
         raise JistEdgeError("no model bundle at {}: run `jist-edge export` first (or pass --model)".format(path))
     return path
@@ -170,11 +170,11 @@ def _size(n: int) -> str:
 @click.argument("map_dir", required=False, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the summary and manifest as JSON.")
 @workspace_option
-def info(map_dir, as_json, workspace):
+def info(map_dir, as_json, workspace_path):
     """What a map holds (verifies every file's checksum first). MAP_DIR defaults to <workspace>/map."""
-    from jist_edge.mapdb import load_map
+    from jist_edge.maps.store import load_map
 
-    place_map = load_map(map_dir or ws_paths.map_dir(workspace))
+    place_map = load_map(map_dir or workspace.map_dir(workspace_path))
     summary = place_map.summary()  # type: Dict[str, Any]
     if as_json:
         echo_json({"summary": summary, "manifest": place_map.manifest})

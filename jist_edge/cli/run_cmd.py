@@ -8,7 +8,6 @@ import click
 from jist_edge import workspace
 from jist_edge.cli.common import check_route_path, echo_table, workspace_option
 from jist_edge.errors import JistEdgeError
-from jist_edge.workspace import engine_dir as workspace_engine_dir
 
 
 def resolve_model_and_map(model: Optional[str], map_dir: Optional[str], ws: Optional[str]):
@@ -67,15 +66,16 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @workspace_option
 def command(model, map_dir, camera, video, images, top_k, output, display, max_frames, backend, precision, no_build,
             ef, exact,
-            realtime, max_retries, width, height, fps, flip, quiet, workspace):
+            realtime, max_retries, width, height, fps, flip, quiet, workspace_path):
     """Localize every frame of a camera, stream, video or image folder against a map.
 
     One JSON line per frame (match, position, per-stage latency, drops) goes to
     --output, or to stdout when stdout is not a terminal; on a terminal a live status
     line shows FPS, latency and the current match. Ctrl-C stops cleanly with a summary.
     """
-    from jist_edge.localizer import Localizer
-    from jist_edge.sinks import Display, JsonlSink, RunStats, StatusLine, display_problem
+    from jist_edge.pipeline.localizer import Localizer
+    from jist_edge.pipeline.stats import RunStats
+    from jist_edge.stream.sinks import Display, JsonlSink, StatusLine, display_problem
 
     given = [(name, v) for name, v in (("--camera", camera), ("--video", video), ("--images", images)) if v is not None]
     if len(given) != 1:
@@ -83,9 +83,9 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     uri = str(given[0][1])
     if given[0][0] != "--camera":
         check_route_path(given[0][0], uri)
-    model, map_dir = resolve_model_and_map(model, map_dir, workspace)
+    model, map_dir = resolve_model_and_map(model, map_dir, workspace_path)
     loc = Localizer.open(model, map_dir, backend=backend, top_k=top_k, ef=ef, exact=exact, precision=precision,
-                         no_build=no_build, cache_dir=workspace_engine_dir(workspace))
+                         no_build=no_build, cache_dir=workspace.engine_dir(workspace_path))
     info = loc.describe()
     json_to_stdout = output is None and not sys.stdout.isatty()
     log = (lambda msg: click.echo(msg, err=True)) if json_to_stdout else click.echo

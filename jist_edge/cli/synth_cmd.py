@@ -6,10 +6,11 @@ from typing import Optional, Tuple
 
 import click
 
+from jist_edge import workspace
 from jist_edge.cli.common import FiniteFloatRange, echo_json, echo_table, workspace_option
 from jist_edge.errors import JistEdgeError
-from jist_edge.synth import DATABASE_SPACING_M, QUERY_OFFSET_M, QUERY_SPEED_RATIO, frames_that_fit, make_route_dataset
-from jist_edge.workspace import workspace_dir
+from jist_edge.synth.traversal import (DATABASE_SPACING_M, QUERY_OFFSET_M, QUERY_SPEED_RATIO, frames_that_fit,
+                                       make_route_dataset)
 
 
 def _guard_output(path: str, force: bool) -> None:
@@ -23,7 +24,7 @@ def _guard_output(path: str, force: bool) -> None:
     marker = os.path.join(path, "route.json")
     try:
         with open(marker, "r", encoding="utf-8") as handle:
-            ours = json.load(handle).get("generator") == "jist_edge.synth"
+            ours = json.load(handle).get("generator") == "jist_edge.synth.traversal"
     except (OSError, ValueError, AttributeError):
         ours = False
     if not ours:
@@ -63,7 +64,7 @@ files with frame,easting,northing CSVs instead.
 @workspace_option
 def command(output: Optional[str], frames: Optional[int], length_m: Optional[float], spacing_m: float,
             query_spacing_m: Optional[float], query_offset_m: float, img_size: Tuple[int, int], seed: int,
-            video: bool, fps: float, force: bool, as_json: bool, workspace: Optional[str]) -> None:
+            video: bool, fps: float, force: bool, as_json: bool, workspace_path: Optional[str]) -> None:
     if frames is not None and length_m is not None:
         raise JistEdgeError("give --frames or --length, not both")
     if length_m is not None:
@@ -76,7 +77,7 @@ def command(output: Optional[str], frames: Optional[int], length_m: Optional[flo
     if query_offset_m > route_m:
         raise JistEdgeError("--query-offset {} m is beyond the end of the {:.1f} m route".format(query_offset_m, route_m))
     query_frames = frames_that_fit(route_m, query_offset_m, query_spacing_m)
-    out_dir = os.path.abspath(output or os.path.join(workspace_dir(workspace), "synth"))
+    out_dir = os.path.abspath(output or os.path.join(workspace.workspace_dir(workspace_path), "synth"))
     _guard_output(out_dir, force)
     with click.progressbar(length=frames + query_frames, label="rendering", file=sys.stderr,
                            show_pos=True, show_eta=True) as bar:

@@ -10,7 +10,11 @@ import threading  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from jist_edge import engine_build, engine_cache, trt  # noqa: E402
+from jist_edge.engines import build as engine_build
+
+from jist_edge.engines import cache as engine_cache
+
+from jist_edge.engines import runner as trt  # noqa: E402
 from jist_edge.backends.onnxruntime_backend import OrtEncoder  # noqa: E402
 from jist_edge.backends.tensorrt_backend import open_encoder  # noqa: E402
 

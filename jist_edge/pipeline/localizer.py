@@ -1,6 +1,6 @@
 """The streaming pipeline as a Python API: frames in, place estimates out.
 
-    from jist_edge.localizer import Localizer
+    from jist_edge.pipeline.localizer import Localizer
     loc = Localizer.open("~/.jist-edge/model", "~/.jist-edge/map")
     for result in loc.stream("csi://0"):
         print(result.frame_index, result.best.position, result.latency["total"])
@@ -16,11 +16,12 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
+from jist_edge.errors import BadFrame
 from jist_edge.backends import EncoderBackend, create_encoder
 from jist_edge.bundle import Bundle, load_bundle
-from jist_edge.descriptor_ring import DescriptorRing
-from jist_edge.preprocess import BadFrame, Preprocessor
-from jist_edge.seqgem import seqgem
+from jist_edge.pipeline.descriptor_ring import DescriptorRing
+from jist_edge.pipeline.preprocess import Preprocessor
+from jist_edge.pipeline.seqgem import seqgem
 
 STAGES = ("capture_wait", "preprocess", "encode", "seqgem", "match")
 
@@ -86,7 +87,7 @@ class Localizer(object):
     def __init__(self, bundle: Bundle, place_map: Any, backend: str = "auto", top_k: int = 1,
                  ef: Optional[int] = None, exact: bool = False, encoder: Optional[EncoderBackend] = None,
                  seq_len: Optional[int] = None, **backend_options: Any) -> None:
-        from jist_edge.matcher import Matcher
+        from jist_edge.pipeline.matcher import Matcher
 
         self.bundle = bundle
         self.place_map = place_map
@@ -105,7 +106,7 @@ class Localizer(object):
     @classmethod
     def open(cls, model_dir: str, map_dir: str, **options: Any) -> "Localizer":
         """Verify the bundle and the map (and that they belong together), then open the encoder."""
-        from jist_edge.mapdb import load_map
+        from jist_edge.maps.store import load_map
 
         bundle = load_bundle(os.path.expanduser(model_dir))
         return cls(bundle, load_map(os.path.expanduser(map_dir), bundle=bundle), **options)
@@ -152,8 +153,8 @@ class Localizer(object):
     def stream(self, source: Union[str, Any], realtime: bool = False, max_frames: Optional[int] = None,
                **source_options: Any) -> Iterator[Result]:
         """Results for every usable frame of a source (URI or FrameSource); bad frames are skipped and counted."""
-        from jist_edge.capture import iter_frames
-        from jist_edge.sources import open_source
+        from jist_edge.stream.capture import iter_frames
+        from jist_edge.stream.sources import open_source
 
         own = isinstance(source, str)
         src = open_source(source, realtime=realtime, **source_options) if own else source

@@ -15,9 +15,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from jist_edge import trt_policy
+from jist_edge.engines import policy as trt_policy
 from jist_edge.errors import JistEdgeError
-from jist_edge.fp32_layers import GraphNode, fp32_head_nodes
+from jist_edge.engines.fp32_layers import GraphNode, fp32_head_nodes
 from jist_edge.fileio import write_bytes_atomic
 
 

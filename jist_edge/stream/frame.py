@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
-from jist_edge.preprocess import BadFrame
+from jist_edge.errors import BadFrame
 
 FLIP_METHODS = {
     0: "none", 1: "counterclockwise", 2: "rotate-180", 3: "clockwise",

@@ -13,7 +13,7 @@ from typing import Dict, Tuple
 import cv2
 import numpy as np
 
-from jist_edge.synth_route import FACADE_HEIGHT_M, INTERSECTION_HALF_M, Building, Prop, Route
+from jist_edge.synth.route import FACADE_HEIGHT_M, INTERSECTION_HALF_M, Building, Prop, Route
 
 TILE_M = 64.0
 PAD_PX = 4  # transparent rows between strips, so bilinear lookups never bleed

@@ -11,7 +11,7 @@ different speed (other frame spacing and starting offset). Everything is seeded.
     make_route_dataset("/tmp/route", frames=300)   # database/ and queries/ images
 
 Images are named ``000123@500012.34@4000045.67@@.jpg`` (frame index, then easting and
-northing, the VPR convention read by jist_edge.positions); videos are MJPG .avi files
+northing, the VPR convention read by jist_edge.maps.positions); videos are MJPG .avi files
 with a ``frame,easting,northing`` CSV of the same name.
 """
 import math
@@ -23,9 +23,9 @@ import numpy as np
 
 from jist_edge.errors import JistEdgeError
 from jist_edge.fileio import atomic_path, staged_directory, write_json_atomic
-from jist_edge.positions import write_positions_csv
-from jist_edge.synth_render import DEFAULT_PITCH_DEG, RIGHT_LANE_M, Condition, render_frame, renderer_for
-from jist_edge.synth_route import Route
+from jist_edge.maps.positions import write_positions_csv
+from jist_edge.synth.render import DEFAULT_PITCH_DEG, RIGHT_LANE_M, Condition, render_frame, renderer_for
+from jist_edge.synth.route import Route
 
 __all__ = ["Route", "Condition", "Traversal", "render_frame", "make_traversal", "query_condition",
            "write_images", "write_video", "make_route_dataset", "image_name", "video_positions_path",
@@ -227,7 +227,7 @@ def make_route_dataset(out_dir: str, frames: int = 300, size: Tuple[int, int] = 
                 paths[key] = os.path.join(out_dir, key)
                 paths[key + "_positions"] = None
         write_json_atomic(os.path.join(stage, "route.json"), {
-            "generator": "jist_edge.synth",
+            "generator": "jist_edge.synth.traversal",
             "route": route.describe(),
             "database": database.describe(),
             "queries": queries.describe(),

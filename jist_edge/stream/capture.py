@@ -15,8 +15,8 @@ import time
 from typing import Any, Iterator, Optional, Tuple
 
 from jist_edge.errors import JistEdgeError
-from jist_edge.frame import Frame
-from jist_edge.frame_ring import FrameRing
+from jist_edge.stream.frame import Frame
+from jist_edge.stream.frame_ring import FrameRing
 
 DEFAULT_RING_CAPACITY = 2
 _POLL_S = 0.25

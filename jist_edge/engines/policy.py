@@ -1,6 +1,6 @@
 """Every TensorRT decision that does not need TensorRT: API per version, precision, shapes.
 
-``jist_edge.trt`` (the one module that imports tensorrt/pycuda) asks these plain
+``jist_edge.engines.runner`` (the one module that imports tensorrt/pycuda) asks these plain
 functions what to do, so the choices are tested on machines without a GPU.
 
 The version table (TensorRT Python API docs):

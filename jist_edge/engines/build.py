@@ -2,13 +2,17 @@
 
 Used by ``jist-edge engine build`` and by the TensorRT backend (which rebuilds a
 stale or missing engine automatically unless told ``no_build``). The header logic is
-``engine_cache``; the TensorRT calls are ``jist_edge.trt`` (imported only when a
+``engine_cache``; the TensorRT calls are ``jist_edge.engines.runner`` (imported only when a
 build or load really happens).
 """
 import os
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from jist_edge import engine_cache, trt_policy, workspace
+from jist_edge import workspace
+
+from jist_edge.engines import cache as engine_cache
+
+from jist_edge.engines import policy as trt_policy
 from jist_edge.bundle import ENCODER_FILE, SEQUENCE_FILE
 from jist_edge.errors import JistEdgeError
 
@@ -71,7 +75,7 @@ def build(
     ``int8_source(platform, profile)`` supplies INT8 data when the plan needs it:
     ``{"calibrator": ...}`` (TensorRT < 10) or ``{"onnx": qdq_path}`` (TensorRT >= 10).
     """
-    from jist_edge import trt  # the only place TensorRT is imported
+    from jist_edge.engines import runner as trt  # the only place TensorRT is imported
 
     own = device is None
     device = device or trt.CudaDevice()
@@ -136,7 +140,7 @@ def load_or_build(
     INT8 engines are never rebuilt here (they need calibration data): build them with
     ``jist-edge engine build --precision int8 --calibration ...``.
     """
-    from jist_edge import trt
+    from jist_edge.engines import runner as trt
 
     platform = trt.platform_info(device)
     plan = trt_policy.resolve_precision(precision, platform["fast_fp16"], platform["fast_int8"],

@@ -9,11 +9,11 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Unio
 
 import numpy as np
 
-from jist_edge.errors import JistEdgeError
-from jist_edge.mapdb import DEFAULT_SEED, FrameTable, PlaceMap, load_map, refuse_overwrite, write_map
-from jist_edge.positions import frame_position, read_positions_csv
-from jist_edge.preprocess import BadFrame, Preprocessor, check_frame
-from jist_edge.seqgem import sliding_windows
+from jist_edge.errors import BadFrame, JistEdgeError
+from jist_edge.maps.store import DEFAULT_SEED, FrameTable, PlaceMap, load_map, refuse_overwrite, write_map
+from jist_edge.maps.positions import frame_position, read_positions_csv
+from jist_edge.pipeline.preprocess import Preprocessor, check_frame
+from jist_edge.pipeline.seqgem import sliding_windows
 
 Progress = Optional[Callable[[int], None]]
 
@@ -132,12 +132,12 @@ class _RouteReader(object):
 
 
 def _open(source_or_frames: Any, stride: int):
-    """A path opens through jist_edge.sources (which applies the stride); anything else is iterated."""
+    """A path opens through jist_edge.stream.sources (which applies the stride); anything else is iterated."""
     if isinstance(source_or_frames, str):
         path = source_or_frames
         if not os.path.exists(path):
             raise JistEdgeError("route not found: {}".format(path))
-        from jist_edge.sources import open_source
+        from jist_edge.stream.sources import open_source
 
         kind = "images" if os.path.isdir(path) else "video"
         return open_source(path, stride=stride), 1, {"kind": kind, "path": os.path.abspath(path)}

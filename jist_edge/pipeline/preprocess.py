@@ -10,7 +10,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from jist_edge.errors import JistEdgeError
+from jist_edge.errors import BadFrame
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -93,6 +93,3 @@ def check_frame(frame: np.ndarray) -> None:
     if frame.dtype != np.uint8:
         raise BadFrame("frame dtype is {}, expected uint8".format(frame.dtype))
 
-
-class BadFrame(JistEdgeError):
-    """A frame that cannot be encoded; streams skip and count these."""

@@ -1,13 +1,13 @@
-"""Where results go: JSON lines, a live terminal status line, a window, a run summary."""
+"""Where results go: JSON lines, a live terminal status line, a window."""
 import json
 import os
 import sys
 import time
-from typing import IO, Any, Dict, List, Optional
+from typing import IO, Optional
 
 import numpy as np
 
-from jist_edge.localizer import STAGES, Result
+from jist_edge.pipeline.localizer import Result
 
 
 class JsonlSink(object):
@@ -57,7 +57,7 @@ class StatusLine(object):
 
 def display_problem() -> Optional[str]:
     """Why a window cannot be shown here, or None. cv2.imshow would abort without a display."""
-    from jist_edge.source_uri import opencv_build_value
+    from jist_edge.stream.uri import opencv_build_value
 
     gui = opencv_build_value("GUI")
     if gui is not None and gui.upper() in ("NONE", "NO", ""):
@@ -95,52 +95,3 @@ class Display(object):
 
     def close(self) -> None:
         self.cv2.destroyAllWindows()
-
-
-def percentile(values: List[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
-
-
-class RunStats(object):
-    """Collects per-frame numbers for the end-of-run summary (bounded: keeps the last 100k)."""
-
-    LIMIT = 100000
-
-    def __init__(self) -> None:
-        self.frames = 0
-        self.partial = 0
-        self.dropped = 0
-        self.skipped = 0
-        self.latency = {name: [] for name in STAGES + ("total",)}  # type: Dict[str, List[float]]
-        self.places = set()  # type: set
-        self._t0 = time.perf_counter()
-        self.elapsed = 0.0
-
-    def __call__(self, result: Result) -> None:
-        self.frames += 1
-        self.partial += int(result.partial)
-        self.dropped = result.dropped
-        self.skipped = result.skipped
-        for name, value in result.latency.items():
-            series = self.latency.setdefault(name, [])
-            if len(series) >= self.LIMIT:
-                del series[: self.LIMIT // 2]
-            series.append(value)
-        if result.best is not None and len(self.places) < self.LIMIT:
-            self.places.add(result.best.seq_id)
-        self.elapsed = time.perf_counter() - self._t0
-
-    def summary(self) -> Dict[str, Any]:
-        return {
-            "frames": self.frames,
-            "partial": self.partial,
-            "seconds": round(self.elapsed, 3),
-            "fps": round(self.frames / self.elapsed, 2) if self.elapsed > 0 else None,
-            "dropped": self.dropped,
-            "skipped": self.skipped,
-            "distinct_places_matched": len(self.places),
-            "latency_ms": {
-                name: {"p50": round(percentile(v, 50), 3), "p95": round(percentile(v, 95), 3)}
-                for name, v in self.latency.items() if v
-            },
-        }

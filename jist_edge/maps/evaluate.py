@@ -14,9 +14,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from jist_edge.errors import JistEdgeError
-from jist_edge.mapdb import DEFAULT_SEED, PlaceMap, is_map_dir, load_map, window_rows
-from jist_edge.matcher import Matcher
-from jist_edge.mapping import EncodedRoute, encode_route, route_from_map, write_route_map
+from jist_edge.maps.store import DEFAULT_SEED, PlaceMap, is_map_dir, load_map, window_rows
+from jist_edge.pipeline.matcher import Matcher
+from jist_edge.maps.build import EncodedRoute, encode_route, route_from_map, write_route_map
 
 DEFAULT_THRESHOLD = 25.0
 DEFAULT_RECALLS = (1, 5, 10)

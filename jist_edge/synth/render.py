@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from jist_edge.errors import JistEdgeError
-from jist_edge.synth_route import FACADE_HEIGHT_M, Route
-from jist_edge.synth_texture import TILE_M, Atlas
+from jist_edge.synth.route import FACADE_HEIGHT_M, Route
+from jist_edge.synth.texture import TILE_M, Atlas
 
 HFOV_DEG = 70.0
 FAR_M = 150.0  # beyond this, rays see only the haze/sky background

@@ -1,0 +1,1 @@
+"""One frame at a time: preprocess -> encoder -> descriptor ring -> SeqGeM -> matcher, and the run statistics."""

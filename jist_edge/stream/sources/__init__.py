@@ -1,0 +1,83 @@
+"""Frame sources: cameras, CSI, RTSP, video files and image folders behind one iterator.
+
+``open_source(uri)`` gives a FrameSource that yields ``Frame`` objects. Bad input is
+skipped and counted, never a crash: undecodable frames, truncated or unreadable image
+files, empty or odd-sized frames (see jist_edge.stream.frame for what is converted and
+what is skipped). A live source (camera, CSI, RTSP) that stops delivering frames is
+reopened with exponential backoff (see .live); a file that ends is a clean end.
+"""
+import os
+from typing import Optional, Union
+
+from jist_edge.errors import JistEdgeError
+from jist_edge.stream.sources.base import FrameSource, SkipCallback
+from jist_edge.stream.sources.images import ImageFolderSource, jpeg_is_truncated
+from jist_edge.stream.sources.live import (DEFAULT_BACKOFF_MAX_S, DEFAULT_BACKOFF_S, DEFAULT_OPEN_TIMEOUT_S,
+                                           LiveCaptureSource, call_with_timeout, camera_name, camera_opener,
+                                           csi_opener, redact_url, rtsp_opener)
+from jist_edge.stream.sources.video import VideoFileSource
+from jist_edge.stream.uri import (CSI_DEFAULTS, VIDEO_EXTENSIONS, csi_pipeline, gstreamer_missing_message,
+                                  opencv_has_gstreamer, parse_source_uri)
+
+__all__ = ["FrameSource", "ImageFolderSource", "VideoFileSource", "LiveCaptureSource", "open_source",
+           "call_with_timeout", "jpeg_is_truncated", "redact_url", "SkipCallback"]
+
+
+def open_source(uri: Union[str, int], realtime: bool = False, max_retries: int = 3, width: Optional[int] = None,
+                height: Optional[int] = None, fps: Optional[float] = None, flip: Optional[int] = None,
+                stride: int = 1, backoff_s: float = DEFAULT_BACKOFF_S, backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
+                open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S,
+                on_skip: Optional[SkipCallback] = None) -> FrameSource:
+    """Open what a URI names (see jist_edge.stream.uri); raises JistEdgeError naming it when it cannot.
+
+    width/height/fps set a camera's capture mode; ``fps`` also gives an image folder
+    its frame rate (timestamps, --realtime pacing). ``flip`` is nvvidconv's
+    flip-method 0-7: in the pipeline for csi://, in software elsewhere. ``realtime``
+    is recorded on the source for jist_edge.stream.capture.iter_frames."""
+    if int(stride) < 1:
+        raise JistEdgeError("stride must be 1 or more, got {}".format(stride))
+    if flip is not None and not 0 <= int(flip) <= 7:
+        raise JistEdgeError("flip must be a flip-method 0-7, got {}".format(flip))
+    if int(max_retries) < 0:
+        raise JistEdgeError("max retries must be 0 or more, got {}".format(max_retries))
+    spec = parse_source_uri(uri)
+    live_opts = dict(max_retries=int(max_retries), backoff_s=backoff_s, backoff_max_s=backoff_max_s,
+                     open_timeout_s=open_timeout_s, stride=int(stride), on_skip=on_skip)
+    if spec.kind == "images":
+        source = ImageFolderSource(spec.path, int(stride), fps, flip, on_skip)  # type: FrameSource
+    elif spec.kind == "video":
+        if not os.path.exists(spec.path) and not spec.path.lower().endswith(VIDEO_EXTENSIONS):
+            raise JistEdgeError("source {} not found: not a camera number, device, URL, file or folder".format(
+                spec.uri))
+        source = VideoFileSource(spec.path, int(stride), fps, flip, on_skip)
+    elif spec.kind == "camera":
+        name = camera_name(spec)
+        source = LiveCaptureSource(name, camera_opener(spec, width, height, fps), flip=flip,
+                                   description=name + _mode_text(width, height, fps), **live_opts)
+    elif spec.kind == "csi":
+        if not opencv_has_gstreamer():
+            raise JistEdgeError(gstreamer_missing_message(spec.uri))
+        opts = dict(CSI_DEFAULTS)
+        opts.update(spec.options)
+        opts.update({k: int(v) for k, v in (("width", width), ("height", height), ("fps", fps), ("flip", flip))
+                     if v is not None})
+        pipeline = csi_pipeline(spec.device, opts["width"], opts["height"], opts["fps"], opts["flip"])
+        name = "csi://{}".format(spec.device)
+        source = LiveCaptureSource(name, csi_opener(spec, pipeline),
+                                   description="CSI camera {} ({}x{} at {} fps)".format(
+                                       spec.device, opts["width"], opts["height"], opts["fps"]), **live_opts)
+    else:
+        shown = redact_url(spec.path)
+        source = LiveCaptureSource(shown, rtsp_opener(spec.path, open_timeout_s), flip=flip,
+                                   description="stream " + shown, **live_opts)
+    source.realtime = bool(realtime)
+    return source
+
+
+def _mode_text(width: Optional[int], height: Optional[int], fps: Optional[float]) -> str:
+    parts = []
+    if width and height:
+        parts.append("{}x{}".format(width, height))
+    if fps:
+        parts.append("{:g} fps".format(fps))
+    return " ({})".format(", ".join(parts)) if parts else ""

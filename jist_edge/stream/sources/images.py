@@ -1,0 +1,93 @@
+"""An image folder as a frame source: files in name order, bad files skipped and counted."""
+import os
+from typing import Iterator, Optional
+
+import cv2
+import numpy as np
+
+from jist_edge.errors import JistEdgeError
+from jist_edge.maps.positions import sort_frame_names
+from jist_edge.stream.frame import Frame
+from jist_edge.stream.sources.base import FrameSource, SkipCallback
+from jist_edge.stream.uri import IMAGE_EXTENSIONS
+
+
+class ImageFolderSource(FrameSource):
+    """Images of one folder (not its subfolders) in file-name order.
+
+    Files without an image extension (a positions CSV, notes) are not frames: they are
+    counted in ``ignored``. Image files that are empty, truncated or undecodable are
+    skipped with a warning and counted in ``skipped``; they keep their index."""
+
+    def __init__(self, path: str, stride: int = 1, fps: Optional[float] = None, flip: Optional[int] = None,
+                 on_skip: Optional[SkipCallback] = None) -> None:
+        if not os.path.exists(path):
+            raise JistEdgeError("image folder {} not found".format(path))
+        if not os.path.isdir(path):
+            raise JistEdgeError("{} is not a folder".format(path))
+        try:
+            entries = os.listdir(path)
+        except OSError as exc:
+            raise JistEdgeError("image folder {} cannot be listed: {}".format(path, exc.strerror or exc))
+        images, ignored = [], 0
+        for entry in entries:
+            if entry.startswith(".") or not os.path.isfile(os.path.join(path, entry)):
+                continue
+            if entry.lower().endswith(IMAGE_EXTENSIONS):
+                images.append(entry)
+            else:
+                ignored += 1
+        if not images:
+            raise JistEdgeError("image folder {} has no images ({}){}".format(
+                path, ", ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS[:5]),
+                ": {} other file(s) ignored".format(ignored) if ignored else ""))
+        self.path = path
+        self.names = sort_frame_names(images)
+        self.ignored = ignored
+        super(ImageFolderSource, self).__init__("image folder {} ({} images{})".format(
+            path, len(images), ", {} other files ignored".format(ignored) if ignored else ""), stride, flip, on_skip)
+        self.frame_count = len(self.names)
+        self.fps = float(fps) if fps else None
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, name in enumerate(self.names):
+            if self.closed:
+                return
+            if index % self.stride:
+                continue
+            image = self._read(index, name)
+            if image is None:
+                continue
+            stamp = index / self.fps if self.fps else float(index)
+            frame = self._make_frame(index, image, stamp, name)
+            if frame is not None:
+                yield frame
+
+    def _read(self, index: int, name: str) -> Optional[np.ndarray]:
+        try:
+            with open(os.path.join(self.path, name), "rb") as handle:
+                data = handle.read()
+        except (IOError, OSError) as exc:
+            self._skip(index, name, "unreadable: {}".format(exc.strerror or exc))
+            return None
+        if not data:
+            self._skip(index, name, "empty file")
+            return None
+        if name.lower().endswith((".jpg", ".jpeg")) and jpeg_is_truncated(data):
+            # OpenCV decodes a truncated JPEG into a grey-filled image; PIL (the
+            # official pipeline) refuses it. Refuse it too.
+            self._skip(index, name, "truncated JPEG")
+            return None
+        flags = cv2.IMREAD_COLOR | getattr(cv2, "IMREAD_IGNORE_ORIENTATION", 0)
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+        if image is None:
+            self._skip(index, name, "not a decodable image")
+        return image
+
+
+def jpeg_is_truncated(data: bytes) -> bool:
+    """True when no end-of-image marker follows the last start-of-scan marker.
+
+    Inside entropy-coded data 0xFF is always stuffed (FF00) or a restart marker, so
+    FFDA/FFD9 there are real markers; trailing bytes after EOI do not matter."""
+    return data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda") or b"\xff\xda" not in data

@@ -10,8 +10,8 @@ import re
 from typing import Any, Dict, List, Optional
 
 from jist_edge.benchmarks.machine import one_line
+from jist_edge.pipeline.matcher import DEFAULT_EF
 
-DEFAULT_EF = 64
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 

@@ -1,8 +1,7 @@
 """The ways of finding the nearest map place that the matching benchmark compares.
 
-Queries go through the runtime's own ``jist_edge.pipeline.matcher.Matcher`` when it is
-installed, so the numbers are those of `jist-edge run`; otherwise hnswlib and numpy
-directly, and the JSON says which was used.
+Queries go through the runtime's own ``jist_edge.pipeline.matcher.Matcher``, so the
+numbers are those of `jist-edge run`.
 Everything ranks by squared L2, like the paper (faiss IndexFlatL2) and the runtime.
 """
 import os
@@ -11,9 +10,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 200
-HNSW_SEED = 100
+from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED
+from jist_edge.pipeline.matcher import Matcher
 
 
 class ArrayMap(object):
@@ -51,11 +49,11 @@ def build_index(database: np.ndarray, threads: int = 0) -> Tuple[Any, float, Dic
     threads = threads or os.cpu_count() or 1
     t0 = time.perf_counter()
     index = hnswlib.Index(space="l2", dim=int(database.shape[1]))
-    index.init_index(max_elements=int(database.shape[0]), M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION,
-                     random_seed=HNSW_SEED)
+    index.init_index(max_elements=int(database.shape[0]), M=DEFAULT_M, ef_construction=DEFAULT_EF_CONSTRUCTION,
+                     random_seed=DEFAULT_SEED)
     index.add_items(database, np.arange(database.shape[0]), num_threads=threads)
     build_s = time.perf_counter() - t0
-    return index, build_s, {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "random_seed": HNSW_SEED,
+    return index, build_s, {"M": DEFAULT_M, "ef_construction": DEFAULT_EF_CONSTRUCTION, "random_seed": DEFAULT_SEED,
                             "build_threads": threads}
 
 
@@ -65,21 +63,8 @@ class Searcher(object):
     def __init__(self, place_map: ArrayMap, ef: Optional[int] = None, exact: bool = False) -> None:
         self.exact = exact
         self.ef = ef
-        try:
-            from jist_edge.pipeline.matcher import Matcher
-        except ImportError:
-            Matcher = None
-        self.implementation = "jist_edge.pipeline.matcher.Matcher" if Matcher is not None else "numpy/hnswlib directly"
-        if Matcher is not None:
-            self._matcher = Matcher(place_map, ef=ef, exact=exact)
-            self._query = self._matcher_query
-        elif exact:
-            self._db = place_map.descriptors
-            self._sq = np.einsum("ij,ij->i", self._db, self._db)
-            self._query = self._numpy_query
-        else:
-            self._index = place_map.hnsw_index()
-            self._query = self._hnsw_query
+        self.implementation = "jist_edge.pipeline.matcher.Matcher"
+        self._matcher = Matcher(place_map, ef=ef, exact=exact)
 
     def top1_batch(self, queries: np.ndarray) -> np.ndarray:
         return self._query(np.ascontiguousarray(queries, dtype=np.float32))
@@ -87,26 +72,13 @@ class Searcher(object):
     def top1(self, query: np.ndarray) -> int:
         return int(self._query(query.reshape(1, -1))[0])
 
-    def _matcher_query(self, q: np.ndarray) -> np.ndarray:
+    def _query(self, q: np.ndarray) -> np.ndarray:
         ids, _ = self._matcher.query(q, k=1)
         return ids[:, 0]
 
-    def _numpy_query(self, q: np.ndarray) -> np.ndarray:
-        return np.argmin(self._sq[None, :] - 2.0 * (q @ self._db.T), axis=1)
-
-    def _hnsw_query(self, q: np.ndarray) -> np.ndarray:
-        self._index.set_ef(int(self.ef or 64))
-        labels, _ = self._index.knn_query(q, k=1, num_threads=1)
-        return labels[:, 0].astype(np.int64)
-
 
 def implementation() -> str:
-    try:
-        import jist_edge.pipeline.matcher  # noqa: F401
-
-        return "jist_edge.pipeline.matcher.Matcher (hnswlib {}, exact squared L2 in numpy)".format(_hnswlib_version())
-    except ImportError:
-        return "hnswlib {} and numpy exact search directly (squared L2)".format(_hnswlib_version())
+    return "jist_edge.pipeline.matcher.Matcher (hnswlib {}, exact squared L2 in numpy)".format(_hnswlib_version())
 
 
 def _hnswlib_version() -> str:

@@ -41,7 +41,7 @@ def test_streamed_descriptors_equal_offline_map_and_each_frame_is_encoded_once(t
     L = place_map.seq_len
     assert len(results) == len(place_map.frames) == loc.encoder.frames
     assert [r.partial for r in results[:L]] == [True] * (L - 1) + [False]
-    assert [r.window for r in results[:L + 1]] == list(range(1, L + 1)) + [L]
+    assert [r.window_size for r in results[:L + 1]] == list(range(1, L + 1)) + [L]
     full = results[L - 1:]
     streamed = np.stack([r.descriptor for r in full])
     assert streamed.shape == place_map.descriptors.shape

@@ -2,7 +2,8 @@
 import json
 import math
 import os
-from typing import Any, Callable, List, Sequence
+import time
+from typing import Any, Callable, List, Optional, Sequence
 
 import click
 
@@ -74,3 +75,56 @@ def echo_json(obj: Any) -> None:
 
 def warn(message: str) -> None:
     click.echo("warning: " + message, err=True)
+
+
+def model_path(model: Optional[str], workspace_path: Optional[str]) -> str:
+    """--model, else the workspace's bundle, which must exist; the error says which command makes it."""
+    path = model or workspace.model_dir(workspace_path)
+    if not os.path.isdir(path):
+        raise JistEdgeError("no model bundle at {}: run `jist-edge export --checkpoint JIST_r18_512_seqgem.pth` "
+                            "(or pass --model)".format(path))
+    return path
+
+
+class FrameProgress(object):
+    """A progress bar with frames/s when the frame count is known, a counter line otherwise."""
+
+    def __init__(self, label: str, enabled: bool = True) -> None:
+        self.label = label
+        self.done = 0
+        self.start = time.time()
+        self.enabled = enabled
+        self._bar = None  # type: Any
+
+    def set_total(self, total: Optional[int]) -> None:
+        """Called as a route starts; each route restarts the count and the clock."""
+        self.close()
+        self.done = 0
+        self.start = time.time()
+        if self.enabled and total:
+            self._bar = click.progressbar(length=total, label=self.label, file=click.get_text_stream("stderr"),
+                                          item_show_func=self._rate)
+            self._bar.__enter__()
+
+    def _rate(self, _: Any) -> str:
+        return "{:.1f} frames/s".format(self.rate())
+
+    def rate(self) -> float:
+        return self.done / max(time.time() - self.start, 1e-9)
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(n, self.done)
+        else:
+            click.echo("\r{} {} frames  {:.1f} frames/s".format(self.label, self.done, self.rate()), nl=False,
+                       err=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+        elif self.enabled and self.done:
+            click.echo("", err=True)

@@ -22,15 +22,6 @@ def _done(t0: float, text: str = "") -> None:
     click.echo("      done in {:.1f} s{}".format(time.perf_counter() - t0, ("  " + text) if text else ""))
 
 
-def live_recall(results_ids: np.ndarray, positives: List[np.ndarray], valid: np.ndarray,
-                place_map: Any) -> Dict[str, Any]:
-    """Recall@N of the streamed windows against evaluate.query_positives' ground truth."""
-    from jist_edge.maps.evaluate import recall_at
-
-    recall = recall_at(results_ids, positives, place_map.sequence_frames, valid, RECALLS)
-    return {"recall": recall, "evaluated": int(valid.sum()), "without_positive": int((~valid).sum())}
-
-
 DEMO_MARKER = ".jist-edge-demo"
 
 
@@ -73,14 +64,6 @@ def command(output, checkpoint, frames, img_size, seq_len, backend, seed, thresh
     same runtime as `jist-edge run --video`, as if it came from a camera.
     """
     from jist_edge.fileio import write_json_atomic
-    from jist_edge.maps.evaluate import query_positives
-    from jist_edge.pipeline.localizer import Localizer
-    from jist_edge.maps.build import build_map
-    from jist_edge.pipeline.matcher import Matcher
-    from jist_edge.maps.positions import read_positions_csv
-    from jist_edge.pipeline.stats import RunStats
-    from jist_edge.stream.sources import open_source
-    from jist_edge.synth.traversal import make_route_dataset
 
     try:
         from jist_edge.export.exporter import export_bundle
@@ -89,17 +72,10 @@ def command(output, checkpoint, frames, img_size, seq_len, backend, seed, thresh
                             "'jist-edge[export]' ({})".format(exc))
     out = os.path.abspath(output or os.path.join(workspace.workspace_dir(workspace_path), "demo"))
     claim_demo_folder(out, force)
-    total = 5
     summary = {"output": out, "random_init": checkpoint is None}  # type: Dict[str, Any]
 
-    t = _step(1, total, "synthesizing a street route: a database pass and a query pass (MJPG videos + positions)")
-    data = make_route_dataset(os.path.join(out, "route"), frames=frames, size=tuple(img_size), seed=seed,
-                              as_video=True)
-    with open_source(data["queries"]) as probe:
-        query_frames = probe.frame_count
-    _done(t, "{} database frames, {} query frames".format(frames, query_frames))
-
-    t = _step(2, total, "exporting the model ({})".format(
+    data, query_frames = _synthesize(out, frames, img_size, seed)
+    t = _step(2, STEPS, "exporting the model ({})".format(
         "checkpoint " + checkpoint if checkpoint else "RANDOM weights, seed {}".format(seed)))
     if checkpoint is None:
         warn("random weights demonstrate the pipeline and its speed, not recognition quality; "
@@ -107,65 +83,103 @@ def command(output, checkpoint, frames, img_size, seq_len, backend, seed, thresh
     bundle = export_bundle(os.path.join(out, "model"), checkpoint=checkpoint, random_init=checkpoint is None,
                            seed=seed, img_size=img_size, seq_len=seq_len, force=True)
     _done(t, "bundle {}".format(bundle.bundle_id))
-
-    t = _step(3, total, "building the map from the database pass")
-    place_map = build_map(bundle, data["database"], os.path.join(out, "map"), seq_len=seq_len,
-                          positions=data["database_positions"], force=True)
-    _done(t, "{} sequences".format(place_map.count))
-
-    t = _step(4, total, "streaming the query pass through the live pipeline")
-    loc = Localizer(bundle, place_map, backend=backend, top_k=max(RECALLS))  # build_map returned it verified
-    stats = RunStats()
-    ids, rows, emitted = [], [], []  # type: List[Any], List[List[int]], List[int]
-    descs = []
-    with click.progressbar(length=query_frames, label="      frames", show_pos=True) as bar:
-        for result in loc.stream(data["queries"]):
-            stats(result)
-            emitted.append(result.frame_index)
-            if not result.partial:
-                ids.append([m.seq_id for m in result.matches])
-                rows.append(emitted[-seq_len:])
-                descs.append(result.descriptor)
-            bar.update(1)
-    run = stats.summary()
-    _done(t, "{} frames, {} FPS".format(run["frames"], run["fps"]))
-
-    t = _step(5, total, "scoring recall like the paper (positive: any frame within {:g} m)".format(threshold))
-    table = read_positions_csv(data["queries_positions"])
-    index_of = {idx: row for row, idx in enumerate(sorted(set(emitted)))}
-    q_pos = np.full((len(index_of), 2), np.nan)
-    for idx, row in index_of.items():
-        if idx in table:
-            q_pos[row] = table[idx]
-    q_rows = np.array([[index_of[i] for i in r] for r in rows], dtype=np.int64)
-    positives, valid = query_positives(q_pos, q_rows, place_map.frames.positions, threshold)
-    results = {"hnsw": live_recall(np.array(ids), positives, valid, place_map)}
-    exact = Matcher(place_map, exact=True)
-    exact_ids, _ = exact.query(np.stack(descs), k=len(ids[0]))
-    results["exact"] = live_recall(exact_ids, positives, valid, place_map)
-    agreement = float((exact_ids[:, 0] == np.array(ids)[:, 0]).mean())
-    _done(t)
-    loc.close()
+    place_map = _build_map(bundle, data, out, seq_len)
+    streamed, run, encoder, encoder_frames = _stream_queries(bundle, place_map, data["queries"], query_frames, backend)
+    scores = _score(place_map, streamed, data["queries_positions"], threshold)
 
     summary.update({"bundle_id": bundle.bundle_id, "img_size": list(img_size), "seq_len": seq_len,
-                    "map_sequences": place_map.count, "encoder": loc.encoder.describe(), "run": run,
-                    "recall": results, "top1_agreement_hnsw_exact": round(agreement, 4),
-                    "encoder_frames": loc.encoder.frames})
-    click.echo("")
-    click.secho("Recall on the query pass ({} full windows; L={})".format(len(ids), seq_len), bold=True)
-    echo_table(["search"] + ["R@{}".format(n) for n in RECALLS],
-               [[name] + [r["recall"][str(n)] for n in RECALLS] for name, r in results.items()])
-    click.echo("hnswlib vs exact top-1 agreement: {:.1%}".format(agreement))
-    click.echo("")
-    click.secho("Speed ({} encoder, {}x{}): {} FPS end to end over {} frames, each encoded once ({} encoder frames)"
-                .format(summary["encoder"]["backend"], img_size[0], img_size[1], run["fps"], run["frames"],
-                        loc.encoder.frames), bold=True)
-    echo_table(["stage", "p50 ms", "p95 ms"], [(k, v["p50"], v["p95"]) for k, v in run["latency_ms"].items()])
-    if checkpoint is None:
-        click.echo("\nRandom weights: recall shows the pipeline works end to end, not what JIST achieves "
-                   "(the paper reports R@1 90.6 on MSLS with the official checkpoint).")
+                    "map_sequences": place_map.count, "encoder": encoder, "run": run,
+                    "recall": {m: {"recall": r, "evaluated": scores["evaluated"],
+                                   "without_positive": scores["without_positive"]}
+                               for m, r in scores["recall"].items()},
+                    "top1_agreement_hnsw_exact": scores["top1_agreement_hnsw_exact"],
+                    "encoder_frames": encoder_frames})
+    _print_report(summary, len(streamed["windows"]), checkpoint is None)
     click.echo("\nFiles: {}   Next: jist-edge run --model {} --map {} --video {}".format(
         out, bundle.path, place_map.path, data["queries"]))
     if json_path:
         write_json_atomic(json_path, summary)
         click.echo("summary JSON: {}".format(json_path))
+
+
+STEPS = 5
+
+
+def _synthesize(out: str, frames: int, img_size: Any, seed: int):
+    from jist_edge.stream.sources import open_source
+    from jist_edge.synth import make_route_dataset
+
+    t = _step(1, STEPS, "synthesizing a street route: a database pass and a query pass (MJPG videos + positions)")
+    data = make_route_dataset(os.path.join(out, "route"), frames=frames, size=tuple(img_size), seed=seed,
+                              as_video=True)
+    with open_source(data["queries"]) as probe:
+        query_frames = probe.frame_count
+    _done(t, "{} database frames, {} query frames".format(frames, query_frames))
+    return data, query_frames
+
+
+def _build_map(bundle: Any, data: Dict[str, Any], out: str, seq_len: int) -> Any:
+    from jist_edge.maps.build import build_map
+
+    t = _step(3, STEPS, "building the map from the database pass")
+    place_map = build_map(bundle, data["database"], os.path.join(out, "map"), seq_len=seq_len,
+                          positions=data["database_positions"], force=True)
+    _done(t, "{} sequences".format(place_map.count))
+    return place_map
+
+
+def _stream_queries(bundle: Any, place_map: Any, queries: str, query_frames: int, backend: str):
+    """The query pass through the live runtime: per full window its frames, ids and descriptor."""
+    from jist_edge.pipeline.localizer import Localizer
+    from jist_edge.pipeline.stats import RunStats
+
+    t = _step(4, STEPS, "streaming the query pass through the live pipeline")
+    loc = Localizer(bundle, place_map, backend=backend, top_k=max(RECALLS))  # build_map returned it verified
+    stats = RunStats()
+    streamed = {"windows": [], "ids": [], "descriptors": []}  # type: Dict[str, List[Any]]
+    emitted = []  # type: List[int]
+    try:
+        with click.progressbar(length=query_frames, label="      frames", show_pos=True) as bar:
+            for result in loc.stream(queries):
+                stats(result)
+                emitted.append(result.frame_index)
+                if not result.partial:
+                    streamed["windows"].append(emitted[-place_map.seq_len:])
+                    streamed["ids"].append([m.seq_id for m in result.matches])
+                    streamed["descriptors"].append(result.descriptor)
+                bar.update(1)
+        encoder = loc.encoder.describe()
+        encoder_frames = loc.encoder.frames
+    finally:
+        loc.close()
+    run = stats.summary()
+    _done(t, "{} frames, {} FPS".format(run["frames"], run["fps"]))
+    return streamed, run, encoder, encoder_frames
+
+
+def _score(place_map: Any, streamed: Dict[str, List[Any]], positions_csv: str, threshold: float) -> Dict[str, Any]:
+    from jist_edge.maps.evaluate import score_stream
+    from jist_edge.maps.positions import read_positions_csv
+
+    t = _step(5, STEPS, "scoring recall like the paper (positive: any frame within {:g} m)".format(threshold))
+    scores = score_stream(place_map, streamed["windows"], np.array(streamed["ids"]),
+                          np.stack(streamed["descriptors"]), read_positions_csv(positions_csv), threshold, RECALLS)
+    _done(t)
+    return scores
+
+
+def _print_report(summary: Dict[str, Any], windows: int, random_init: bool) -> None:
+    run, encoder = summary["run"], summary["encoder"]
+    click.echo("")
+    click.secho("Recall on the query pass ({} full windows; L={})".format(windows, summary["seq_len"]), bold=True)
+    echo_table(["search"] + ["R@{}".format(n) for n in RECALLS],
+               [[name] + [r["recall"][str(n)] for n in RECALLS] for name, r in summary["recall"].items()])
+    click.echo("hnswlib vs exact top-1 agreement: {:.1%}".format(summary["top1_agreement_hnsw_exact"]))
+    click.echo("")
+    click.secho("Speed ({} encoder, {}x{}): {} FPS end to end over {} frames, each encoded once ({} encoder frames)"
+                .format(encoder["backend"], summary["img_size"][0], summary["img_size"][1], run["fps"],
+                        run["frames"], summary["encoder_frames"]), bold=True)
+    echo_table(["stage", "p50 ms", "p95 ms"], [(k, v["p50"], v["p95"]) for k, v in run["latency_ms"].items()])
+    if random_init:
+        click.echo("\nRandom weights: recall shows the pipeline works end to end, not what JIST achieves "
+                   "(the paper reports R@1 90.6 on MSLS with the official checkpoint).")

@@ -3,7 +3,7 @@ import os
 
 import click
 
-from jist_edge.cli.common import FiniteFloatRange, echo_table, warn, workspace_option
+from jist_edge.cli.common import FiniteFloatRange, FrameProgress, echo_table, model_path, warn, workspace_option
 from jist_edge.errors import JistEdgeError
 
 
@@ -56,7 +56,6 @@ def command(ctx, model, database, queries, database_positions, query_positions, 
       jist-edge eval --database route/db --queries route/query --recall 1 5 10 --json eval.json
     """
     from jist_edge.bundle import load_bundle
-    from jist_edge.cli.map_cmd import FrameProgress, workspace_model
     from jist_edge.maps.evaluate import evaluate, recall_rows
     from jist_edge.fileio import ensure_parent_dir, write_json_atomic
 
@@ -66,7 +65,7 @@ def command(ctx, model, database, queries, database_positions, query_positions, 
             raise JistEdgeError("{} not found: {}".format(option, path))
     if json_path:
         ensure_parent_dir(json_path)  # refused now, not after the evaluation
-    bundle = load_bundle(model or workspace_model(workspace_path))
+    bundle = load_bundle(model_path(model, workspace_path))
     progress = FrameProgress("encoding", enabled=not quiet)
     try:
         report = evaluate(bundle, database, queries, seq_len=seq_len, threshold=threshold, recalls=recalls,

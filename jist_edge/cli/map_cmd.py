@@ -6,52 +6,9 @@ from typing import Any, Dict, Optional
 import click
 
 from jist_edge import workspace
-from jist_edge.cli.common import check_route_path, echo_json, echo_table, warn, workspace_option
-from jist_edge.errors import JistEdgeError
-
-
-class FrameProgress(object):
-    """A progress bar with frames/s when the frame count is known, a counter line otherwise."""
-
-    def __init__(self, label: str, enabled: bool = True) -> None:
-        self.label = label
-        self.done = 0
-        self.start = time.time()
-        self.enabled = enabled
-        self._bar = None  # type: Any
-
-    def set_total(self, total: Optional[int]) -> None:
-        """Called as a route starts; each route restarts the count and the clock."""
-        self.close()
-        self.done = 0
-        self.start = time.time()
-        if self.enabled and total:
-            self._bar = click.progressbar(length=total, label=self.label, file=click.get_text_stream("stderr"),
-                                          item_show_func=self._rate)
-            self._bar.__enter__()
-
-    def _rate(self, _: Any) -> str:
-        return "{:.1f} frames/s".format(self.rate())
-
-    def rate(self) -> float:
-        return self.done / max(time.time() - self.start, 1e-9)
-
-    def __call__(self, n: int) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.update(n, self.done)
-        else:
-            click.echo("\r{} {} frames  {:.1f} frames/s".format(self.label, self.done, self.rate()), nl=False,
-                       err=True)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-            self._bar = None
-        elif self.enabled and self.done:
-            click.echo("", err=True)
+from jist_edge.cli.common import (FrameProgress, check_route_path, echo_json, echo_table, model_path, warn,
+                                  workspace_option)
+from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M
 
 
 @click.group("map")
@@ -71,8 +28,8 @@ def command() -> None:
 @click.option("--seq-len", type=click.IntRange(1), default=None, help="Frames per sequence L [default: the bundle's].")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1), help="Frames per encoder call.")
 @click.option("--fp16", is_flag=True, help="Store sequence descriptors as float16 (half the size).")
-@click.option("--M", "M", default=16, show_default=True, type=click.IntRange(2), help="hnswlib graph degree.")
-@click.option("--ef-construction", default=200, show_default=True, type=click.IntRange(1), help="hnswlib build ef.")
+@click.option("--M", "M", default=DEFAULT_M, show_default=True, type=click.IntRange(2), help="hnswlib graph degree.")
+@click.option("--ef-construction", default=DEFAULT_EF_CONSTRUCTION, show_default=True, type=click.IntRange(1), help="hnswlib build ef.")
 @click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", "onnxruntime", "tensorrt"]),
               help="Encoder backend.")
 @click.option("--output", type=click.Path(file_okay=False), default=None, help="Map folder [default: <workspace>/map].")
@@ -99,7 +56,7 @@ def build(model, images, video, from_map, positions, stride, seq_len, batch_size
         raise click.UsageError("give exactly one of --images, --video, --from-map")
     option, route_path = given[0]
     check_route_path(option, route_path)
-    bundle = load_bundle(model or workspace_model(workspace_path))
+    bundle = load_bundle(model_path(model, workspace_path))
     output = output or workspace.map_dir(workspace_path)
     if option == "--from-map" and (positions or stride != 1):
         raise click.UsageError("--positions and --stride do not apply to --from-map (its frames are fixed)")
@@ -136,20 +93,13 @@ def build(model, images, video, from_map, positions, stride, seq_len, batch_size
     ])
 
 
-def workspace_model(ws: Optional[str]) -> str:
-    path = workspace.model_dir(ws)
-    if not os.path.isdir(path):
-        raise JistEdgeError("no model bundle at {}: run `jist-edge export` first (or pass --model)".format(path))
-    return path
-
-
 def _warn_route(route: Any, positions: Optional[str]) -> None:
     if route.skipped:
         warn("{} frames of {} could not be read or used and were skipped".format(
-            route.skipped, route.source.get("path")))
-    if route.source.get("ignored_files"):
+            route.skipped, route.source_info.get("path")))
+    if route.source_info.get("ignored_files"):
         warn("{} files in {} are not images and were ignored".format(
-            route.source["ignored_files"], route.source.get("path")))
+            route.source_info["ignored_files"], route.source_info.get("path")))
     if route.missing_positions == len(route.frames):
         warn("no frame has a position ({}); matches will carry frame indices only".format(
             "not in " + positions if positions else "names carry no @easting@northing@"))

@@ -6,18 +6,14 @@ from typing import Any, Dict, Optional
 import click
 
 from jist_edge import workspace
-from jist_edge.cli.common import check_route_path, echo_table, workspace_option
+from jist_edge.cli.common import check_route_path, echo_table, model_path, workspace_option
 from jist_edge.errors import JistEdgeError
 
 
 def resolve_model_and_map(model: Optional[str], map_dir: Optional[str], ws: Optional[str]):
     """Default to the workspace and say which command makes what is missing."""
-    model = model or workspace.model_dir(ws)
+    model = model_path(model, ws)
     map_dir = map_dir or workspace.map_dir(ws)
-    if not os.path.isdir(model):
-        raise JistEdgeError(
-            "no model bundle at {}: run `jist-edge export --checkpoint JIST_r18_512_seqgem.pth` "
-            "(or pass --model)".format(model))
     if not os.path.isdir(map_dir):
         raise JistEdgeError(
             "no map at {}: run `jist-edge map build --video route.mp4 [--positions route.csv]` "
@@ -65,8 +61,7 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @click.option("--quiet", is_flag=True, help="No status line and no summary.")
 @workspace_option
 def command(model, map_dir, camera, video, images, top_k, output, display, max_frames, backend, precision, no_build,
-            ef, exact,
-            realtime, max_retries, width, height, fps, flip, quiet, workspace_path):
+            ef, exact, realtime, max_retries, width, height, fps, flip, quiet, workspace_path):
     """Localize every frame of a camera, stream, video or image folder against a map.
 
     One JSON line per frame (match, position, per-stage latency, drops) goes to
@@ -75,14 +70,8 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     """
     from jist_edge.pipeline.localizer import Localizer
     from jist_edge.pipeline.stats import RunStats
-    from jist_edge.stream.sinks import Display, JsonlSink, StatusLine, display_problem
 
-    given = [(name, v) for name, v in (("--camera", camera), ("--video", video), ("--images", images)) if v is not None]
-    if len(given) != 1:
-        raise click.UsageError("give exactly one of --camera, --video, --images")
-    uri = str(given[0][1])
-    if given[0][0] != "--camera":
-        check_route_path(given[0][0], uri)
+    uri = source_uri(camera, video, images)
     model, map_dir = resolve_model_and_map(model, map_dir, workspace_path)
     loc = Localizer.open(model, map_dir, backend=backend, top_k=top_k, ef=ef, exact=exact, precision=precision,
                          no_build=no_build, cache_dir=workspace.engine_dir(workspace_path))
@@ -93,45 +82,21 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
         log("jist-edge run: {} encoder on {}, map {} ({} sequences){}".format(
             info["backend"], uri, map_dir, info["map_sequences"],
             "  [RANDOM WEIGHTS: pipeline demo only]" if loc.bundle.random_init else ""))
-    viewer = None
-    if display:
-        problem = display_problem()
-        if problem:
-            log("--display skipped: " + problem)
-        else:
-            viewer = Display()
     stats = RunStats()
-    status = StatusLine(sys.stderr if json_to_stdout else sys.stdout) if not quiet and (
-        sys.stderr.isatty() if json_to_stdout else sys.stdout.isatty()) else None
-    out_handle = None
+    sinks = None
     try:
-        sink = None
-        if output is not None:
-            out_handle = open(output, "w")
-            sink = JsonlSink(out_handle)
-        elif json_to_stdout:
-            sink = JsonlSink(sys.stdout)
+        sinks = Sinks(output, json_to_stdout, display, quiet, log)
         source_opts = dict(max_retries=max_retries, width=width, height=height, fps=fps, flip=flip)
         try:
             for result in loc.stream(uri, realtime=realtime, max_frames=max_frames, **source_opts):
                 stats(result)
-                if sink:
-                    sink(result)
-                if status:
-                    status(result)
-                if viewer is not None:
-                    viewer(result, loc.last_image)
-                    if viewer.stopped:
-                        break
+                if not sinks(result, loc.last_image):
+                    break
         except KeyboardInterrupt:
             log("\ninterrupted: stopping")
     finally:
-        if status:
-            status.close()
-        if viewer is not None:
-            viewer.close()
-        if out_handle is not None:
-            out_handle.close()
+        if sinks is not None:
+            sinks.close()
         loc.close()
     stats.skipped = loc.frames_skipped  # includes frames skipped after the last result
     if stats.frames == 0:
@@ -139,3 +104,51 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     if not quiet:
         print_summary(stats.summary(), info, log)
 
+
+def source_uri(camera: Optional[str], video: Optional[str], images: Optional[str]) -> str:
+    """The one source given as --camera, --video or --images; files and folders must exist as such."""
+    given = [(name, v) for name, v in (("--camera", camera), ("--video", video), ("--images", images)) if v is not None]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --camera, --video, --images")
+    option, uri = given[0][0], str(given[0][1])
+    if option != "--camera":
+        check_route_path(option, uri)
+    return uri
+
+
+class Sinks(object):
+    """Where each result goes in `run`: JSON lines (file or stdout), the status line, the window."""
+
+    def __init__(self, output: Optional[str], json_to_stdout: bool, display: bool, quiet: bool, log) -> None:
+        from jist_edge.stream.sinks import Display, JsonlSink, StatusLine, display_problem
+
+        self.viewer = None  # type: Any
+        if display:
+            problem = display_problem()
+            if problem:
+                log("--display skipped: " + problem)
+            else:
+                self.viewer = Display()
+        terminal = sys.stderr if json_to_stdout else sys.stdout
+        self.status = StatusLine(terminal) if not quiet and terminal.isatty() else None
+        self._handle = open(output, "w") if output is not None else None
+        self.jsonl = JsonlSink(self._handle or sys.stdout) if (self._handle or json_to_stdout) else None
+
+    def __call__(self, result: Any, image: Any) -> bool:
+        """Hand one result to every sink; False when the user closed the window."""
+        if self.jsonl:
+            self.jsonl(result)
+        if self.status:
+            self.status(result)
+        if self.viewer is not None:
+            self.viewer(result, image)
+            return not self.viewer.stopped
+        return True
+
+    def close(self) -> None:
+        if self.status:
+            self.status.close()
+        if self.viewer is not None:
+            self.viewer.close()
+        if self._handle is not None:
+            self._handle.close()

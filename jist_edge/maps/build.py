@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Unio
 import numpy as np
 
 from jist_edge.errors import BadFrame, JistEdgeError
-from jist_edge.maps.store import DEFAULT_SEED, FrameTable, PlaceMap, load_map, refuse_overwrite, write_map
+from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED, FrameTable, PlaceMap, load_map, refuse_overwrite, write_map
 from jist_edge.maps.positions import frame_position, read_positions_csv
 from jist_edge.pipeline.preprocess import Preprocessor, check_frame
 from jist_edge.pipeline.seqgem import sliding_windows
@@ -50,16 +50,16 @@ class EncodedRoute(object):
     """One pass along a route: a descriptor and a table row per usable frame."""
 
     def __init__(self, frame_descriptors: np.ndarray, frames: FrameTable, skipped: int, missing_positions: int,
-                 source: Dict[str, Any], seconds: float) -> None:
+                 source_info: Dict[str, Any], seconds: float) -> None:
         self.frame_descriptors = frame_descriptors
         self.frames = frames
         self.skipped = skipped
         self.missing_positions = missing_positions
-        self.source = source
+        self.source_info = source_info  # what the route was read from: kind, path, counts (JSON-ready)
         self.seconds = seconds
 
     def sequences(self, seq_len: int, p: float, eps: float) -> np.ndarray:
-        check_length(len(self.frames), seq_len, self.source.get("path"))
+        check_length(len(self.frames), seq_len, self.source_info.get("path"))
         return sliding_windows(self.frame_descriptors, seq_len, p, eps)
 
 
@@ -216,8 +216,8 @@ def build_map(
     positions: Any = None,
     batch_size: int = 8,
     fp16: bool = False,
-    M: int = 16,
-    ef_construction: int = 200,
+    M: int = DEFAULT_M,
+    ef_construction: int = DEFAULT_EF_CONSTRUCTION,
     seed: int = DEFAULT_SEED,
     encoder: Any = None,
     progress: Progress = None,
@@ -237,10 +237,10 @@ def build_map(
     return write_route_map(bundle, route, out_dir, seq_len, fp16, M, ef_construction, seed, force)
 
 
-def write_route_map(bundle: Any, route: EncodedRoute, out_dir: str, seq_len: int, fp16: bool = False, M: int = 16,
-                    ef_construction: int = 200, seed: int = DEFAULT_SEED, force: bool = False) -> PlaceMap:
+def write_route_map(bundle: Any, route: EncodedRoute, out_dir: str, seq_len: int, fp16: bool = False,
+                    M: int = DEFAULT_M, ef_construction: int = DEFAULT_EF_CONSTRUCTION, seed: int = DEFAULT_SEED, force: bool = False) -> PlaceMap:
     sequences = route.sequences(seq_len, bundle.seqgem_p, bundle.seqgem_eps)
-    source = dict(route.source)
+    source = dict(route.source_info)
     source["encode_seconds"] = round(route.seconds, 3)
     return write_map(out_dir, bundle, route.frame_descriptors, route.frames, seq_len, sequences, fp16=fp16, M=M,
                      ef_construction=ef_construction, seed=seed, source=source, skipped_frames=route.skipped,
@@ -257,7 +257,8 @@ def route_from_map(place_map: PlaceMap) -> EncodedRoute:
 
 
 def rebuild_map(bundle: Any, old_map: Union[str, PlaceMap], out_dir: str, seq_len: Optional[int] = None,
-                fp16: bool = False, M: int = 16, ef_construction: int = 200, seed: int = DEFAULT_SEED,
+                fp16: bool = False, M: int = DEFAULT_M,
+                ef_construction: int = DEFAULT_EF_CONSTRUCTION, seed: int = DEFAULT_SEED,
                 force: bool = False) -> PlaceMap:
     """A new map from an old map's frame descriptors (another L or index settings), no encoding."""
     bundle = _resolve_bundle(bundle)

@@ -87,11 +87,36 @@ def recall_at(predictions: np.ndarray, positives: Sequence[np.ndarray], db_seq_f
     return out
 
 
+def score_stream(place_map: PlaceMap, windows: Sequence[Sequence[int]], streamed_ids: np.ndarray,
+                 descriptors: np.ndarray, query_positions: Dict[int, Sequence[float]], threshold: float,
+                 recalls: Sequence[int] = DEFAULT_RECALLS) -> Dict[str, Any]:
+    """Recall@N of a live run, as streamed (hnswlib) and by exact search over the same sequence descriptors.
+
+    ``windows``: per full window, the frame indices it pooled; ``streamed_ids``: the ids the
+    run returned per window (best first); ``query_positions``: frame index -> (e, n)."""
+    frames = sorted(set(int(i) for w in windows for i in w))
+    row_of = {idx: row for row, idx in enumerate(frames)}
+    q_pos = np.full((len(frames), 2), np.nan)
+    for idx, row in row_of.items():
+        if idx in query_positions:
+            q_pos[row] = query_positions[idx]
+    q_rows = np.array([[row_of[int(i)] for i in w] for w in windows], dtype=np.int64)
+    positives, valid = query_positives(q_pos, q_rows, place_map.frames.positions, threshold)
+    streamed_ids = np.asarray(streamed_ids, dtype=np.int64)
+    exact_ids, _ = Matcher(place_map, exact=True).query(np.asarray(descriptors, dtype=np.float32),
+                                                         k=streamed_ids.shape[1])
+    out = {"evaluated": int(valid.sum()), "without_positive": int((~valid).sum()), "recall": {}}  # type: Dict[str, Any]
+    for method, ids in (("hnsw", streamed_ids), ("exact", exact_ids)):
+        out["recall"][method] = recall_at(ids, positives, place_map.sequence_frames, valid, recalls)
+    out["top1_agreement_hnsw_exact"] = round(float((exact_ids[:, 0] == streamed_ids[:, 0]).mean()), 4)
+    return out
+
+
 def _check_positions(route: EncodedRoute, what: str) -> None:
     if not np.isfinite(route.frames.positions).all(axis=1).any():
         raise JistEdgeError(
             "{} {} has no frame positions: name images @easting@northing@ or give a positions CSV".format(
-                what, route.source.get("path") or "(frames)"))
+                what, route.source_info.get("path") or "(frames)"))
 
 
 def _database_map(bundle: Any, database: Any, seq_len: int, workdir: str, **encode: Any) -> PlaceMap:
@@ -171,7 +196,7 @@ def _score(bundle: Any, place_map: PlaceMap, q_route: EncodedRoute, seq_len: int
         "recall_at": recalls,
         "database": _route_report(place_map.manifest.get("source") or {}, len(place_map.frames), place_map.count,
                                   place_map.manifest["counts"].get("skipped_frames", 0)),
-        "queries": _route_report(q_route.source, len(q_route.frames), len(q_desc), q_route.skipped),
+        "queries": _route_report(q_route.source_info, len(q_route.frames), len(q_desc), q_route.skipped),
         "results": {},
         "timing": {},
     }  # type: Dict[str, Any]

@@ -44,16 +44,16 @@ class Match(object):
 class Result(object):
     """What the pipeline says about one frame."""
 
-    __slots__ = ("frame_index", "timestamp", "partial", "window", "matches", "latency", "dropped", "skipped",
+    __slots__ = ("frame_index", "timestamp", "partial", "window_size", "matches", "latency", "dropped", "skipped",
                  "descriptor", "name")
 
-    def __init__(self, frame_index: int, timestamp: float, partial: bool, window: int, matches: List[Match],
+    def __init__(self, frame_index: int, timestamp: float, partial: bool, window_size: int, matches: List[Match],
                  latency: Dict[str, float], descriptor: np.ndarray, dropped: int = 0, skipped: int = 0,
                  name: Optional[str] = None) -> None:
         self.frame_index = frame_index
         self.timestamp = timestamp
         self.partial = partial
-        self.window = window
+        self.window_size = window_size  # frame descriptors pooled into this result (L once the ring is full)
         self.matches = matches
         self.latency = latency
         self.descriptor = descriptor
@@ -72,7 +72,7 @@ class Result(object):
             "timestamp": self.timestamp,
             "name": self.name,
             "partial": self.partial,
-            "window": self.window,
+            "window": self.window_size,
             "match": self.best.to_dict() if self.best else None,
             "top_k": [m.to_dict() for m in self.matches],
             "latency_ms": {k: round(v, 3) for k, v in self.latency.items()},
@@ -97,8 +97,8 @@ class Localizer(object):
         self.matcher = Matcher(place_map, ef=ef, exact=exact)
         self.seq_len = int(seq_len or place_map.seq_len)
         self.ring = DescriptorRing(self.seq_len, bundle.dim)
-        self.skipped = 0
-        self.source_skipped = 0  # what the last streamed source skipped (unreadable files/frames)
+        self.bad_frames = 0  # frames the source delivered but preprocessing refused (BadFrame)
+        self.source_skipped = 0  # frames the last streamed source could not deliver (unreadable files/frames)
         self.last_image = None  # type: Optional[np.ndarray]
         # one input buffer for the whole stream: no per-frame allocation of 3 x H x W floats
         self._input = np.empty((1, 3, bundle.height, bundle.width), dtype=np.float32)
@@ -140,7 +140,7 @@ class Localizer(object):
             "total": (t4 - t0) * 1e3,
         }
         return Result(frame_index, time.time() if timestamp is None else timestamp, not self.ring.full,
-                      len(self.ring), matches, latency, pooled, dropped, self.skipped, name)
+                      len(self.ring), matches, latency, pooled, dropped, self.bad_frames, name)
 
     def _matches(self, ids: np.ndarray, dists: np.ndarray) -> List[Match]:
         positions = self.place_map.positions_of(ids)
@@ -164,9 +164,9 @@ class Localizer(object):
                 try:
                     result = self.process(frame.image, frame.index, frame.timestamp, wait, dropped, frame.name)
                 except BadFrame:
-                    self.skipped += 1
+                    self.bad_frames += 1
                     continue
-                result.skipped = self.skipped + getattr(src, "skipped", 0)
+                result.skipped = self.bad_frames + getattr(src, "skipped", 0)
                 yield result
                 emitted += 1
                 if max_frames is not None and emitted >= max_frames:
@@ -178,8 +178,9 @@ class Localizer(object):
 
     @property
     def frames_skipped(self) -> int:
-        """Unusable frames so far, counted even when no result followed them."""
-        return self.skipped + self.source_skipped
+        """Unusable frames so far (refused by the source or by preprocessing), counted even when no result
+        followed them; ``Result.skipped`` is the same count at that frame."""
+        return self.bad_frames + self.source_skipped
 
     def describe(self) -> Dict[str, Any]:
         info = self.encoder.describe()

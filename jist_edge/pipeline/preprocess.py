@@ -10,10 +10,8 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from jist_edge.bundle import IMAGENET_MEAN, IMAGENET_STD
 from jist_edge.errors import BadFrame
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def choose_interpolation(src_hw: Tuple[int, int], dst_hw: Tuple[int, int]) -> int:

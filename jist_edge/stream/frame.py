@@ -16,11 +16,6 @@ import numpy as np
 
 from jist_edge.errors import BadFrame
 
-FLIP_METHODS = {
-    0: "none", 1: "counterclockwise", 2: "rotate-180", 3: "clockwise",
-    4: "horizontal-flip", 5: "upper-right-diagonal", 6: "vertical-flip", 7: "upper-left-diagonal",
-}
-
 
 class Frame(object):
     """``index``: position in the source, counting skipped frames; ``image``: BGR uint8

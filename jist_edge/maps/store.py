@@ -141,6 +141,12 @@ class PlaceMap(object):
     def index_path(self) -> str:
         return os.path.join(self.path, INDEX_FILE)
 
+    @property
+    def drive_bounds(self) -> np.ndarray:
+        """Sequence-id offsets of the drives in this map, CSR style: drive d holds the ids
+        ``drive_bounds[d] .. drive_bounds[d+1]-1`` in driving order. One drive today."""
+        return np.array([0, self.count], dtype=np.int64)
+
     def positions_of(self, seq_ids: Any) -> np.ndarray:
         """Centre position (easting, northing) of each sequence id; NaN when unknown or id < 0."""
         ids = np.asarray(seq_ids, dtype=np.int64)

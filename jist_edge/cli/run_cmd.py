@@ -58,10 +58,12 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @click.option("--height", type=int, default=None, help="Camera capture height.")
 @click.option("--fps", type=int, default=None, help="Camera frame rate.")
 @click.option("--flip", type=int, default=None, help="CSI flip-method (0-7).")
+@click.option("--no-filter", "no_filter", is_flag=True,
+              help="Raw matches only: no route filter and no \"estimate\" in the JSON lines.")
 @click.option("--quiet", is_flag=True, help="No status line and no summary.")
 @workspace_option
 def command(model, map_dir, camera, video, images, top_k, output, display, max_frames, backend, precision, no_build,
-            ef, exact, realtime, max_retries, width, height, fps, flip, quiet, workspace_path):
+            ef, exact, realtime, max_retries, width, height, fps, flip, no_filter, quiet, workspace_path):
     """Localize every frame of a camera, stream, video or image folder against a map.
 
     One JSON line per frame (match, position, per-stage latency, drops) goes to
@@ -74,7 +76,7 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     uri = source_uri(camera, video, images)
     model, map_dir = resolve_model_and_map(model, map_dir, workspace_path)
     loc = Localizer.open(model, map_dir, backend=backend, top_k=top_k, ef=ef, exact=exact, precision=precision,
-                         no_build=no_build, cache_dir=workspace.engine_dir(workspace_path))
+                         no_build=no_build, cache_dir=workspace.engine_dir(workspace_path), route_filter=not no_filter)
     info = loc.describe()
     json_to_stdout = output is None and not sys.stdout.isatty()
     log = (lambda msg: click.echo(msg, err=True)) if json_to_stdout else click.echo
@@ -82,6 +84,8 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
         log("jist-edge run: {} encoder on {}, map {} ({} sequences){}".format(
             info["backend"], uri, map_dir, info["map_sequences"],
             "  [RANDOM WEIGHTS: pipeline demo only]" if loc.bundle.random_init else ""))
+        if loc.tracker is not None and not loc.tracker.filter.has_positions:
+            log("route filter: the map has no positions; estimates are place indices without a position")
     stats = RunStats()
     sinks = None
     try:

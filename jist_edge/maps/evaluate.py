@@ -148,6 +148,8 @@ def evaluate(
     query_positions: Any = None,
     encoder: Any = None,
     progress: Any = None,
+    route_filter: bool = True,
+    filter_params: Any = None,
 ) -> Dict[str, Any]:
     """Run the paper's protocol; returns a JSON-ready report.
 
@@ -175,7 +177,14 @@ def evaluate(
         q_route = queries if isinstance(queries, EncodedRoute) else encode_route(
             bundle, queries, positions=query_positions, **common)
         _check_positions(q_route, "queries")
-        return _score(bundle, place_map, q_route, seq_len, float(threshold), recalls, methods, ef)
+        report = _score(bundle, place_map, q_route, seq_len, float(threshold), recalls, methods, ef)
+        if route_filter:
+            from jist_edge.maps.localization import evaluate_route_filter
+
+            report["filter"], report["per_query"] = evaluate_route_filter(
+                bundle, place_map, q_route, seq_len, float(threshold), "hnsw" if "hnsw" in methods else "exact", ef,
+                filter_params)
+        return report
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         if own:

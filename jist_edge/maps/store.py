@@ -306,7 +306,8 @@ def write_map(
     }
     with staged_directory(out_dir) as stage:
         # the index holds exactly the vectors a reader gets from sequences.npy
-        build_hnsw(stored.astype(np.float32), M, ef_construction, seed).save_index(os.path.join(stage, INDEX_FILE))
+        index = build_hnsw(stored.astype(np.float32), M, ef_construction, seed)
+        index.save_index(os.path.join(stage, INDEX_FILE))
         np.save(os.path.join(stage, SEQUENCES_FILE), stored, allow_pickle=False)
         np.save(os.path.join(stage, FRAME_DESCRIPTORS_FILE), frame_descriptors, allow_pickle=False)
         np.save(os.path.join(stage, FRAME_POSITIONS_FILE), frames.positions, allow_pickle=False)
@@ -314,9 +315,22 @@ def write_map(
         np.save(os.path.join(stage, SEQUENCE_POSITIONS_FILE), centre_positions(frames.positions, seq_frames),
                 allow_pickle=False)
         write_json_atomic(os.path.join(stage, FRAME_INFO_FILE), frames.to_json())
-        manifest["files"] = {name: file_record(os.path.join(stage, name)) for name in DATA_FILES}
+        stats_file = write_distance_stats(stage, stored, frames.positions, seq_frames, seq_len, index)
+        manifest["files"] = {name: file_record(os.path.join(stage, name)) for name in DATA_FILES + (stats_file,)}
         write_json_atomic(os.path.join(stage, MANIFEST_FILE), manifest)
     return load_map(out_dir, bundle)
+
+
+def write_distance_stats(stage: str, stored: np.ndarray, frame_positions: np.ndarray, seq_frames: np.ndarray,
+                         seq_len: int, index: Any) -> str:
+    """The route filter's distance statistics of the new map (jist_edge.maps.distance_stats)."""
+    from jist_edge.maps.distance_stats import STATS_FILE, compute_distance_stats
+
+    count = stored.shape[0]
+    stats = compute_distance_stats(stored.astype(np.float32), np.array([0, count]), seq_len, frame_positions,
+                                   seq_frames, index if count > 2000 else None)
+    write_json_atomic(os.path.join(stage, STATS_FILE), stats)
+    return STATS_FILE
 
 
 def refuse_overwrite(out_dir: str, force: bool) -> None:

@@ -19,6 +19,7 @@ def print_comparison(summary: Dict[str, Any], echo: Any) -> None:
     setup = summary["setup"]
     if not setup["positions"]:
         echo("route filter: the map has no positions; estimates are place indices only")
-    echo("route filter: {:.3f} ms per window, temperature {:.3g}, off-map distance {:.3g}{}".format(
-        setup["ms_per_query"], setup["temperature"], setup["off_distance"],
-        " (map statistics computed on load)" if setup["stats_computed_on_load"] else ""))
+    echo("route filter: {:.3f} ms per window (with its top-{} search), temperature {:.3g}, off-map distance "
+         "{:.3g}{}".format(setup["ms_per_query"], setup["params"]["top_k"], setup["temperature"],
+                           setup["off_distance"],
+                           " (map statistics computed on load)" if setup["stats_computed_on_load"] else ""))

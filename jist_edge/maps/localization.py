@@ -30,7 +30,6 @@ def run_filter(place_map: Any, matcher: Any, descriptors: np.ndarray, timestamps
     for desc, stamp in zip(descriptors, timestamps):
         estimates.append(tracker.step(desc, stamp))
     info = tracker.describe()
-    info["stats_computed_on_load"] = bool(tracker.stats.get("computed_on_load", False))
     info["ms_per_query"] = round(1000.0 * (time.perf_counter() - start) / max(1, len(descriptors)), 4)
     return estimates, info
 
@@ -130,25 +129,47 @@ def _percent(count: Any, total: int) -> Optional[float]:
 def evaluate_route_filter(bundle: Any, place_map: Any, q_route: Any, seq_len: int, threshold: float, method: str,
                           ef: Optional[int], params: Any = None) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     """`eval`'s filter section and per-query rows for an encoded query pass against a map."""
-    from jist_edge.maps.evaluate import query_positives
     from jist_edge.maps.store import window_rows
     from jist_edge.pipeline.matcher import Matcher
 
     q_desc = q_route.sequences(seq_len, bundle.seqgem_p, bundle.seqgem_eps)
     q_rows = window_rows(len(q_route.frames), seq_len)
-    positives, valid = query_positives(q_route.frames.positions, q_rows, place_map.frames.positions, threshold)
     matcher = Matcher(place_map, ef=ef, exact=(method == "exact"))
     raw_ids, raw_dists = matcher.query(q_desc, k=1)
     stamps = [q_route.frames.timestamps[int(r[-1])] for r in q_rows]
     estimates, info = run_filter(place_map, matcher, q_desc, stamps, threshold, params)
-    centre = q_route.frames.positions[q_rows[:, seq_len // 2]]
-    names = [q_route.frames.names[int(r[seq_len // 2])] for r in q_rows]
-    rows = query_rows(place_map, raw_ids[:, 0], raw_dists[:, 0], estimates, positives, valid, centre, names)
-    on_map = on_map_frames(q_route.frames.positions, place_map.frames.positions, threshold)
-    events = relocalization_events(q_route.frames.positions, on_map, seq_len, threshold)
-    summary = summarize(rows, events)
-    summary.update({"method": matcher.method, "setup": info, "map_positions": map_track(place_map)})
+    info["method"] = matcher.method
+    return filter_report(place_map, q_route.frames.positions, q_route.frames.names, q_rows, raw_ids[:, 0],
+                         raw_dists[:, 0], estimates, threshold, info)
+
+
+def filter_report(place_map: Any, frame_positions: np.ndarray, frame_names: Sequence[str], q_rows: np.ndarray,
+                  raw_ids: np.ndarray, raw_dists: np.ndarray, estimates: Sequence[Any], threshold: float,
+                  setup: Dict[str, Any]) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """Summary and per-query rows of one pass: ``q_rows`` (windows x L) index its frame table."""
+    from jist_edge.maps.evaluate import query_positives
+
+    seq_len = q_rows.shape[1]
+    positives, valid = query_positives(frame_positions, q_rows, place_map.frames.positions, threshold)
+    centre = np.asarray(frame_positions)[q_rows[:, seq_len // 2]]
+    names = [frame_names[int(r[seq_len // 2])] for r in q_rows]
+    rows = query_rows(place_map, raw_ids, raw_dists, estimates, positives, valid, centre, names)
+    on_map = on_map_frames(frame_positions, place_map.frames.positions, threshold)
+    summary = summarize(rows, relocalization_events(frame_positions, on_map, seq_len, threshold))
+    summary.update({"method": setup.pop("method", None), "setup": setup, "map_positions": map_track(place_map)})
     return summary, rows
+
+
+def score_live(place_map: Any, windows: Sequence[Sequence[int]], raw_ids: Sequence[int], raw_dists: Sequence[float],
+               estimates: Sequence[Any], query_positions: Dict[int, Sequence[float]], threshold: float,
+               setup: Dict[str, Any]) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """The same report for a streamed pass: per full window its frame indices, raw top-1 and estimate."""
+    from jist_edge.maps.evaluate import window_table
+
+    frames, positions, q_rows = window_table(windows, query_positions)
+    return filter_report(place_map, positions, ["frame{:06d}".format(i) for i in frames], q_rows,
+                         np.asarray(raw_ids, dtype=np.int64), np.asarray(raw_dists, dtype=np.float64), estimates,
+                         threshold, dict(setup))
 
 
 def map_track(place_map: Any, limit: int = 2000) -> List[List[float]]:

@@ -17,10 +17,15 @@ import numpy as np
 from jist_edge.pipeline.route_filter import Estimate, FilterParams, RouteFilter
 
 DEFAULT_CENTRE_FRAMES = 50
+RAMP_WINDOWS = 3.0
 
 
 class StreamCentre(object):
-    """The stream's running mean descriptor (an exponential mean over about ``frames`` windows)."""
+    """The stream's running mean descriptor (an exponential mean over about ``frames`` windows).
+
+    ``d -> d - w * (mean - map_mean)`` with ``w`` = windows seen / ``frames`` (at most 1): an offset
+    estimated from few windows is applied in part, so an easy stream is matched as it is at first.
+    """
 
     def __init__(self, map_mean: np.ndarray, frames: int = DEFAULT_CENTRE_FRAMES) -> None:
         self.map_mean = np.asarray(map_mean, dtype=np.float64)
@@ -32,14 +37,20 @@ class StreamCentre(object):
         self.weight = 0.0
 
     def __call__(self, descriptor: np.ndarray, weight: float = 1.0) -> np.ndarray:
-        """Update the mean with ``descriptor`` (by ``weight`` in 0..1), return it centred."""
+        """Update the mean with ``descriptor`` (by ``weight`` in 0..1, full weight while the mean is
+        young), return it centred."""
         d = np.asarray(descriptor, dtype=np.float64).ravel()
+        seen = self.weight
         if self.mean is None:
             self.mean, self.weight = d.copy(), 1.0
-        elif weight > 0:
-            self.weight = min(self.weight + weight, float(self.frames))
-            self.mean += (weight / self.weight) * (d - self.mean)
-        return (d - self.mean + self.map_mean).astype(np.float32)
+        else:
+            weight = 1.0 if self.weight < self.frames else weight
+            if weight > 0:
+                self.weight = min(self.weight + weight, float(self.frames))
+                self.mean += (weight / self.weight) * (d - self.mean)
+        # an offset estimated from few windows is trusted in part: the first window is matched as it is
+        trust = min(1.0, seen / float(RAMP_WINDOWS))
+        return (d - trust * (self.mean - self.map_mean)).astype(np.float32)
 
 
 class RouteTracker(object):
@@ -77,4 +88,5 @@ class RouteTracker(object):
     def describe(self) -> Dict[str, Any]:
         return {"params": self.params.as_dict(), "temperature": self.filter.temperature,
                 "off_distance": self.filter.off_distance, "centre_frames": self.centre.frames if self.centre else 0,
-                "positions": self.filter.has_positions}
+                "positions": self.filter.has_positions,
+                "stats_computed_on_load": bool(self.stats.get("computed_on_load", False))}

@@ -151,10 +151,10 @@ def _with_detour(route: Route, seg: Segment, spacing_m: float, seed: int,
     """Split ``seg`` at its middle: route, a detour along a parallel street, route again."""
     length = max(DETOUR_FRACTION * route.length_m, 6 * spacing_m)
     n_off = int(math.floor(length / spacing_m))
-    if len(seg.s) < n_off + 8:
+    if len(seg.s) < n_off + 4:
         raise JistEdgeError("the query pass is too short for a detour of {:.0f} m".format(length))
     street = Route(seed=(seed + _DETOUR_SEED_OFFSET) % (2 ** 31), length_m=n_off * spacing_m + 1.0)
-    for shift in range(0, len(seg.s) - n_off - 4):
+    for shift in range(0, len(seg.s) - n_off - 3):
         for a in sorted({(len(seg.s) - n_off) // 2 + shift, (len(seg.s) - n_off) // 2 - shift}):
             if not 2 <= a <= len(seg.s) - n_off - 2:
                 continue

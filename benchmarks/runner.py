@@ -1,7 +1,8 @@
 """The whole bench: settings per mode, the sections in order, one JSON-able result.
 
 Sections: encoder latency per backend and input size, streaming vs re-encoding,
-sequence length, matching vs map size, the runtime's per-stage latency and memory
+sequence length, matching vs map size, the route filter's cost vs map size, the
+runtime's per-stage latency and memory
 (in a fresh process), then the paper-claims table built from those measurements.
 """
 import datetime
@@ -13,7 +14,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from jist_edge.benchmarks import bundles, claims, encoders, machine, matching
+from jist_edge.benchmarks import bundles, claims, encoders, machine, matching, route_filter
 from jist_edge.benchmarks.memory import gpu_memory, peak_rss_mb
 from jist_edge.bundle import load_bundle
 from jist_edge.errors import JistEdgeError
@@ -28,6 +29,7 @@ MODES = {
         "test_seq_lens": [1, 3, 5, 10], "seq_map_size": 1000, "seq_queries": 50, "seq_runs": 30,
         "map_sizes": [1000, 5000], "efs": [16, 64], "queries": 50, "dim_sizes": [2000],
         "pipeline_runs": 15, "pipeline_warmup": 5, "pipeline_map_frames": 20,
+        "filter_sizes": [10000], "filter_frames": 100, "filter_stats_size": 2000,
     },
     "default": {
         "img_size": (480, 640), "extra_img_sizes": [(240, 320)], "encoder_rounds": 20, "encoder_budget_s": 40.0,
@@ -36,6 +38,7 @@ MODES = {
         "map_sizes": [1000, 10000, 100000], "efs": [16, 32, 64, 128, 256], "queries": 300,
         "dim_sizes": [10000, 100000],
         "pipeline_runs": 60, "pipeline_warmup": 10, "pipeline_map_frames": 60,
+        "filter_sizes": [10000, 100000], "filter_frames": 400, "filter_stats_size": 20000,
     },
 }
 
@@ -47,6 +50,7 @@ def settings(quick: bool = False, large: bool = False, img_size: Optional[Sequen
     cfg["mode"] = "quick" if quick else "default"
     if large:
         cfg["map_sizes"] = list(cfg["map_sizes"]) + [1000000]
+        cfg["filter_sizes"] = list(cfg["filter_sizes"]) + [1000000]
         cfg["mode"] += "+large"
     if img_size is not None:
         cfg["img_size"] = (int(img_size[0]), int(img_size[1]))
@@ -112,6 +116,12 @@ def run_bench(cfg: Dict[str, Any], cache_dir: str, model: Optional[str] = None, 
     t = time.perf_counter()
     result["matching"] = matching.run(cfg["map_sizes"], cfg["efs"], cfg["queries"], cfg["dim_sizes"], warmup=5, log=log)
     durations["matching"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log("route filter: cost per frame vs map size (interleaved with a 1,000-place map)")
+    result["route_filter"] = route_filter.run(cfg["filter_sizes"], cfg["filter_frames"],
+                                              stats_size=cfg["filter_stats_size"], log=log)
+    durations["route_filter"] = time.perf_counter() - t
 
     t = time.perf_counter()
     result["pipeline"] = _pipeline(main_bundle, map_dir, names[0], cfg, log)

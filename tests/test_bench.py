@@ -207,7 +207,7 @@ def test_claims_read_measured_keys(bench_run):
     r = bench_run["result"]
     ids = [c["id"] for c in r["claims"]]
     assert ids == ["descriptor_size", "faster_matching", "ann_viable", "faster_inference", "real_time_nano",
-                   "sequence_length_robust"]
+                   "sequence_length_robust", "route_filter_cost"]
     for c in r["claims"]:
         assert c["value"] == pytest.approx(float(claims.lookup(r, c["key"])))
         for name, key in c["related_keys"].items():

@@ -37,7 +37,8 @@ def run_filter(place_map: Any, matcher: Any, descriptors: np.ndarray, timestamps
 def relocalization_events(frame_positions: np.ndarray, on_map: np.ndarray, seq_len: int,
                           threshold: float) -> List[Dict[str, Any]]:
     """Where the pass lands on the map somewhere new: after a jump in position (kidnap) or after
-    frames off the map (return). ``at`` is the first window that holds the new frame."""
+    frames off the map (return). ``at`` is the first window made only of frames from there on
+    (earlier windows still hold frames of the old place, which stays a positive for them)."""
     pos = np.asarray(frame_positions, dtype=np.float64)
     steps = np.sqrt(((pos[1:] - pos[:-1]) ** 2).sum(axis=1))
     finite = steps[np.isfinite(steps)]
@@ -46,8 +47,8 @@ def relocalization_events(frame_positions: np.ndarray, on_map: np.ndarray, seq_l
     for f in range(1, len(pos)):
         jump = bool(np.isfinite(steps[f - 1]) and steps[f - 1] > max(threshold, JUMP_STEPS * usual))
         if on_map[f] and (jump or not on_map[f - 1]):
-            events.append({"kind": "return" if not on_map[f - 1] else "kidnap", "frame": int(f),
-                           "at": int(max(0, f - seq_len + 1))})
+            if f <= len(pos) - seq_len:
+                events.append({"kind": "return" if not on_map[f - 1] else "kidnap", "frame": int(f), "at": int(f)})
     return events
 
 
@@ -76,7 +77,7 @@ def query_rows(place_map: Any, raw_ids: np.ndarray, raw_dists: np.ndarray, estim
     return rows
 
 
-def summarize(rows: Sequence[Dict[str, Any]], events: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+def summarize(rows: Sequence[Dict[str, Any]], events: Sequence[Dict[str, Any]], seq_len: int) -> Dict[str, Any]:
     """Every summary number, from the rows alone (tests recompute them the same way)."""
     valid = np.array([r["valid"] for r in rows], dtype=bool)
     correct = np.array([r["correct"] for r in rows], dtype=bool)
@@ -85,7 +86,7 @@ def summarize(rows: Sequence[Dict[str, Any]], events: Sequence[Dict[str, Any]]) 
     confidence = np.array([r["estimate"]["confidence"] for r in rows], dtype=np.float64)
     raw_score = -np.array([r["raw"]["distance"] for r in rows], dtype=np.float64)
     n_valid = int(valid.sum())
-    relocalize = frames_to_relocalize(events, correct, states == TRACKING)
+    relocalize = frames_to_relocalize(events, correct, states == TRACKING, seq_len)
     done = [v for v in relocalize if v is not None]
     return {
         "evaluated": n_valid,
@@ -155,7 +156,7 @@ def filter_report(place_map: Any, frame_positions: np.ndarray, frame_names: Sequ
     names = [frame_names[int(r[seq_len // 2])] for r in q_rows]
     rows = query_rows(place_map, raw_ids, raw_dists, estimates, positives, valid, centre, names)
     on_map = on_map_frames(frame_positions, place_map.frames.positions, threshold)
-    summary = summarize(rows, relocalization_events(frame_positions, on_map, seq_len, threshold))
+    summary = summarize(rows, relocalization_events(frame_positions, on_map, seq_len, threshold), seq_len)
     summary.update({"method": setup.pop("method", None), "setup": setup, "map_positions": map_track(place_map)})
     return summary, rows
 

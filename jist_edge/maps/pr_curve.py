@@ -51,16 +51,16 @@ def quantiles(values: Sequence[float], qs: Sequence[float] = (50, 90)) -> Dict[s
     return {"p{:g}".format(q): (round(float(np.percentile(arr, q)), 4) if len(arr) else None) for q in qs}
 
 
-def frames_to_relocalize(events: Sequence[Dict[str, Any]], correct: Sequence[bool],
-                         tracking: Sequence[bool]) -> List[Optional[int]]:
-    """Per event (its query index ``at``, in order): queries from the event until the first that is
-    correct while tracking, counting that one (1 = right at once); None when the next event or the
-    end of the pass comes first."""
+def frames_to_relocalize(events: Sequence[Dict[str, Any]], correct: Sequence[bool], tracking: Sequence[bool],
+                         seq_len: int) -> List[Optional[int]]:
+    """Per event (in order; ``at``: the first window made only of frames after it): frames from the
+    event until the end of the first window that is correct while tracking, so at least ``seq_len``
+    (the window must fill with new frames first); None when the next event or the end comes first."""
     good = np.asarray(correct, dtype=bool) & np.asarray(tracking, dtype=bool)
     starts = [int(e["at"]) for e in events]
     out = []  # type: List[Optional[int]]
     for i, at in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else len(good)
         hits = np.nonzero(good[at:end])[0]
-        out.append(int(hits[0]) + 1 if len(hits) else None)
+        out.append(int(hits[0]) + int(seq_len) if len(hits) else None)
     return out

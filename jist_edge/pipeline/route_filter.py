@@ -146,7 +146,7 @@ class RouteFilter(object):
         if last is None:
             return False
         dt = t - last
-        typical = float(np.median(self._dts)) if self._dts else 0.0
+        typical = sorted(self._dts)[len(self._dts) // 2] if self._dts else 0.0
         if dt > self.params.max_gap_s and dt > self.params.gap_frames * typical:
             return True
         if dt >= 0:
@@ -167,6 +167,10 @@ class RouteFilter(object):
             raise JistEdgeError("route filter: an observation without any place of the map")
         order = np.argsort(dists, kind="mergesort")
         ids, dists = ids[order], dists[order]
+        _, first = np.unique(ids, return_index=True)
+        if len(first) < len(ids):  # a place named twice keeps its nearest distance
+            keep_first = np.sort(first)
+            ids, dists = ids[keep_first], dists[keep_first]
         obs = Observation(ids, dists, self.temperature, self.off_distance, self.count,
                           self.temperature * self.params.off_scale)
         self._predict_and_observe(obs)
@@ -243,8 +247,10 @@ class RouteFilter(object):
         else:
             seq_id = int(fallback)
         confidence = min(max(self._mass_near(seq_id), 0.0), 1.0)
-        if self.p_off >= 0.5 or confidence < self.params.lost_confidence:
-            state = INITIALIZING if self.frames <= self.params.init_frames else LOST
+        if self.frames <= self.params.init_frames:
+            state = INITIALIZING  # a few windows after a (re)start say nothing yet, whatever the belief
+        elif self.p_off >= 0.5 or confidence < self.params.lost_confidence:
+            state = LOST
         else:
             state = TRACKING
         position = None
@@ -299,14 +305,23 @@ def temperature_from(stats: Dict[str, Any], scale: float) -> float:
 
 
 def _accumulate(targets: np.ndarray, weights: np.ndarray):
+    """Sum ``weights`` per distinct target place; (sorted places, sums)."""
     flat = targets.ravel()
-    uniq, inv = np.unique(flat, return_inverse=True)
-    return uniq, np.bincount(inv.ravel(), weights=weights.ravel(), minlength=len(uniq))
+    if not len(flat):
+        return flat.astype(np.int64), np.zeros(0)
+    order = np.argsort(flat, kind="mergesort")
+    ordered = flat[order]
+    starts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1]
+    return ordered[starts], np.add.reduceat(weights.ravel()[order], starts)
 
 
 def _union(idx: np.ndarray, exc: np.ndarray, new_ids: np.ndarray):
-    """Sorted support with the observed places added (excess 0 where new)."""
-    missing = np.setdiff1d(new_ids, idx, assume_unique=False)
+    """Sorted support with the observed places (distinct) added, with excess 0 where new."""
+    if len(idx):
+        pos = np.minimum(np.searchsorted(idx, new_ids), len(idx) - 1)
+        missing = new_ids[idx[pos] != new_ids]
+    else:
+        missing = new_ids
     if not len(missing):
         return idx, exc
     all_idx = np.concatenate([idx, missing])

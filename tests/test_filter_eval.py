@@ -206,3 +206,20 @@ def test_synth_cli_detour_and_kidnap(tmp_path):
     assert res.exit_code == 0 and (out / "queries.csv").read_bytes() == csv_first
     res = CliRunner().invoke(main, ["synth", "--output", str(tmp_path / "short"), "--frames", "20", "--kidnap", "5"])
     assert res.exit_code != 0 and "too short" in res.output and not (tmp_path / "short").exists()
+
+
+def test_a_map_of_fewer_places_than_k(tiny_bundle, routes, tmp_path):
+    from jist_edge.maps.build import build_map
+    from jist_edge.stream.sources import open_source
+
+    small = build_map(tiny_bundle, routes["plain"]["database"], str(tmp_path / "small"), stride=6)
+    assert small.count < 32  # the filter's K
+    loc = Localizer(tiny_bundle, small, backend="onnxruntime")
+    try:
+        assert loc.tracker.top_k == small.count
+        with open_source(routes["plain"]["queries"]) as source:
+            estimates = [loc.process(f.image, f.index, timestamp=f.timestamp).estimate for f in source]
+    finally:
+        loc.close()
+    assert all(0 <= e.seq_id < small.count for e in estimates[4:])
+    assert all(0.0 <= e.confidence <= 1.0 and e.state in STATES for e in estimates)

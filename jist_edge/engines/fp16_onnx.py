@@ -23,7 +23,7 @@ Needs ``onnx`` and ``onnxconverter-common`` (the ``tensorrt`` extra), imported o
 """
 import os
 import warnings
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any, Dict, List, Set
 
 from jist_edge.engines.fp32_layers import onnx_head_region
 from jist_edge.errors import JistEdgeError
@@ -94,9 +94,10 @@ def _subgraph_model(onnx, model, node_names: List[str], outputs: List[Any]):
     return part
 
 
-def convert_encoder(model) -> Tuple[Any, int]:
-    """(an ``onnx.ModelProto`` with an FP16 trunk and the original FP32 head and I/O, the number of
-    weight-tensor ends clamped into FP16's range: below its smallest subnormal or above 65504)."""
+def convert_encoder(model) -> Dict[str, Any]:
+    """{"model": an ``onnx.ModelProto`` with an FP16 trunk and the original FP32 head and I/O,
+    "head": the head's node names, "clamped": the converter's clamp reports, one per weight tensor
+    and side with values outside FP16's range (below its smallest subnormal or above 65504)}."""
     onnx, float16 = _import_converter()
     parts = split_head(model)
     trunk_out = onnx.helper.make_tensor_value_info(parts["tensor"], onnx.TensorProto.FLOAT, None)
@@ -118,23 +119,23 @@ def convert_encoder(model) -> Tuple[Any, int]:
     out.ir_version = model.ir_version
     out.producer_name = "jist-edge fp16 (onnxconverter-common trunk, FP32 head)"
     onnx.checker.check_model(out)
-    return out, clamped
+    return {"model": out, "head": parts["head"], "clamped": clamped}
 
 
 def make_fp16_encoder(encoder_path: str, out_path: str) -> Dict[str, Any]:
     """Write the FP16 copy of ``encoder_path`` to ``out_path`` (atomically); returns a summary."""
     onnx, _ = _import_converter()
     model = onnx.load(encoder_path)
-    converted, clamped = convert_encoder(model)
+    converted = convert_encoder(model)
     with atomic_path(out_path) as tmp:
-        onnx.save(converted, tmp)
-    casts = [n for n in converted.graph.node if n.op_type == "Cast"]
+        onnx.save(converted["model"], tmp)
+    casts = [n for n in converted["model"].graph.node if n.op_type == "Cast"]
     return {
         "path": out_path,
         "bytes": os.path.getsize(out_path),
-        "fp32_nodes": split_head(model)["head"],
+        "fp32_nodes": converted["head"],
         "casts": len(casts),
-        "clamped": clamped,
+        "clamped": converted["clamped"],
         "converter": "onnxconverter-common " + _converter_version(),
     }
 

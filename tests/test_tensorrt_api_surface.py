@@ -55,11 +55,19 @@ def _decorator_range(node):
         name = getattr(func, "id", None) or getattr(func, "attr", None)
         if name != "for_tensorrt":
             continue
-        args = [a.value if isinstance(a, ast.Constant) else a for a in deco.args]
+        args = [_literal(a) for a in deco.args]
         if not args or not all(isinstance(a, str) or a is None for a in args):
             raise AssertionError("line {}: @for_tensorrt needs literal version strings".format(node.lineno))
         return (args[0], args[1] if len(args) > 1 else None)
     return None
+
+
+def _literal(node):
+    """The value of a literal node (ast.Str on Python 3.6/3.7, ast.Constant after), else the node."""
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return node
 
 
 def _chain(node):
@@ -123,11 +131,11 @@ class _Collector(ast.NodeVisitor):
 
     def visit_Call(self, node):
         func = node.func
-        if (isinstance(func, ast.Name) and func.id == "getattr" and len(node.args) >= 2
-                and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+        if isinstance(func, ast.Name) and func.id == "getattr" and len(node.args) >= 2:
+            name = _literal(node.args[1])
             root, attrs = _chain(node.args[0])
-            if root in TRT_MODULES or root in TRT_OBJECTS:
-                for attr in attrs + [node.args[1].value]:
+            if isinstance(name, str) and (root in TRT_MODULES or root in TRT_OBJECTS):
+                for attr in attrs + [name]:
                     self._use(node, attr)
         self.generic_visit(node)
 

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from optional_imports import import_or_skip
 
 from jist_edge.cli import main
 from jist_edge.errors import IntegrityError
@@ -19,7 +20,7 @@ from jist_edge.maps.store import load_map
 from jist_edge.pipeline.localizer import Localizer
 from jist_edge.pipeline.route_filter import STATES
 
-pytest.importorskip("torch", exc_type=ImportError)
+import_or_skip("torch")
 FRAMES = 60
 SEED = 3
 

@@ -167,10 +167,10 @@ class RouteFilter(object):
             raise JistEdgeError("route filter: an observation without any place of the map")
         order = np.argsort(dists, kind="mergesort")
         ids, dists = ids[order], dists[order]
-        _, first = np.unique(ids, return_index=True)
-        if len(first) < len(ids):  # a place named twice keeps its nearest distance
-            keep_first = np.sort(first)
-            ids, dists = ids[keep_first], dists[keep_first]
+        by_id = np.sort(ids)
+        if (by_id[1:] == by_id[:-1]).any():  # a place named twice keeps its nearest distance
+            _, first = np.unique(ids, return_index=True)
+            ids, dists = ids[np.sort(first)], dists[np.sort(first)]
         obs = Observation(ids, dists, self.temperature, self.off_distance, self.count,
                           self.temperature * self.params.off_scale)
         self._predict_and_observe(obs)
@@ -311,7 +311,7 @@ def _accumulate(targets: np.ndarray, weights: np.ndarray):
         return flat.astype(np.int64), np.zeros(0)
     order = np.argsort(flat, kind="mergesort")
     ordered = flat[order]
-    starts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1]
+    starts = np.concatenate(([0], np.flatnonzero(ordered[1:] != ordered[:-1]) + 1))
     return ordered[starts], np.add.reduceat(weights.ravel()[order], starts)
 
 

@@ -8,14 +8,15 @@ The filter keeps a belief over the map's places and an off-map state:
   varying number of places (offsets ``-back_steps .. max_step``). The offset has its
   own belief ``q`` (a velocity), predicted by diffusion toward a broad prior and updated
   by how well each offset explains the new observation. Moves are clipped to the place's
-  own drive (``PlaceMap.drive_bounds``): a belief never steps from one drive into the next.
+  own drive (``PlaceMap.drive_bounds``): a belief never steps from one drive into the next,
+  and what drives past the end of its drive leaves the map.
   A small probability ``p_jump`` moves mass anywhere (kidnap, re-localization), and
   ``p_leave``/``p_enter`` move it to and from the off-map state.
 * observation: the K distances relative to the best, ``exp(-(d - d_1) / T)``, with the
   temperature ``T`` from the map's own confuser statistics; places outside the top K
   get the K-th's likelihood (a floor). The off-map state is a virtual place at the
-  distance of the map's worst usual confuser (``confuser_best.p95``): a best match
-  further than that is far from anything the map holds.
+  distance of the map's worst usual confuser (``confuser_best.p99``, ``off_quantile``): a
+  best match further than that is far from anything the map holds.
 
 The belief is sparse: a uniform background ``u`` for every place plus the excess of at
 most ``window`` places over it, so a frame costs O(K + window * steps), not O(map size).
@@ -37,11 +38,11 @@ class FilterParams(object):
     """The filter's settings; every default is a modelling choice stated in the README."""
 
     FIELDS = ("top_k", "max_step", "back_steps", "window", "p_jump", "p_leave", "p_enter", "velocity_mix",
-              "velocity_blur", "temperature_scale", "off_scale", "off_quantile", "lost_confidence", "init_frames", "max_gap_s", "gap_frames")
+              "velocity_blur", "temperature_scale", "off_quantile", "lost_confidence", "init_frames", "max_gap_s", "gap_frames")
 
     def __init__(self, top_k: int = 32, max_step: int = 6, back_steps: int = 2, window: int = 256,
                  p_jump: float = 0.01, p_leave: float = 0.005, p_enter: float = 0.3, velocity_mix: float = 0.05,
-                 velocity_blur: float = 0.1, temperature_scale: float = 1.0, off_scale: float = 1.0,
+                 velocity_blur: float = 0.1, temperature_scale: float = 1.0,
                  off_quantile: str = "p99", lost_confidence: float = 0.15,
                  init_frames: int = 3, max_gap_s: float = 3.0, gap_frames: int = 10) -> None:
         self.top_k = int(top_k)
@@ -54,7 +55,6 @@ class FilterParams(object):
         self.velocity_mix = float(velocity_mix)
         self.velocity_blur = float(velocity_blur)
         self.temperature_scale = float(temperature_scale)
-        self.off_scale = float(off_scale)
         self.off_quantile = str(off_quantile)
         self.lost_confidence = float(lost_confidence)
         self.init_frames = int(init_frames)
@@ -171,8 +171,7 @@ class RouteFilter(object):
         if (by_id[1:] == by_id[:-1]).any():  # a place named twice keeps its nearest distance
             _, first = np.unique(ids, return_index=True)
             ids, dists = ids[np.sort(first)], dists[np.sort(first)]
-        obs = Observation(ids, dists, self.temperature, self.off_distance, self.count,
-                          self.temperature * self.params.off_scale)
+        obs = Observation(ids, dists, self.temperature, self.off_distance, self.count)
         self._predict_and_observe(obs)
         self._prune()
         self.frames += 1
@@ -275,7 +274,7 @@ class Observation(object):
     """Likelihoods of one frame's top-K, relative to the best place (which gets 1)."""
 
     def __init__(self, ids: np.ndarray, dists: np.ndarray, temperature: float, off_distance: float,
-                 count: int, off_temperature: float) -> None:
+                 count: int) -> None:
         rel = (dists - dists[0]) / temperature
         self.order = np.argsort(ids)
         self.sorted_ids = ids[self.order]
@@ -283,8 +282,8 @@ class Observation(object):
         self.ids = ids
         self.floor = float(np.exp(-rel[-1])) if len(ids) < count else 0.0
         # the off-map state: a virtual place at the map's usual worst best-confuser distance
-        excess = min(dists[0] - off_distance, 50.0 * off_temperature)
-        self.off = float(math.exp(max(excess / off_temperature, -700.0)))
+        excess = min(dists[0] - off_distance, 50.0 * temperature)
+        self.off = float(math.exp(max(excess / temperature, -700.0)))
         self.total = self.floor * (count - len(ids)) + float(self.sorted_like.sum())
 
     def at(self, places: np.ndarray) -> np.ndarray:

@@ -11,8 +11,9 @@ Weights are random unless --model was given: the speed does not depend on them, 
 cosine reported beside the speed means only that INT8 computes the same function.
 """
 import os
+import sys
 import tempfile
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -223,3 +224,30 @@ def markdown(section: Dict[str, Any]) -> List[str]:
                 row["config"], row["stats"]["p50_ms"], r["median"], r["min"], r["max"]))
         lines.append("")
     return lines
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m jist_edge.benchmarks.precision --out precision.json``: this section (and the capture
+    cost) alone, at the bench's input sizes, with random-weight bundles cached in --cache."""
+    import argparse
+    import json
+
+    from jist_edge.benchmarks import bundles, capture, runner
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "jist-edge-bench-cache"))
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    cfg = runner.settings(quick=args.quick)
+    sizes = [tuple(cfg["img_size"])] + [tuple(s) for s in cfg["extra_img_sizes"]]
+    made = [bundles.random_bundle(args.cache, size, 5, print)[0] for size in sizes]
+    result = {"precision": run(made, args.cache, cfg, print), "capture": capture.run(made[0], cfg["capture_frames"], print)}
+    with open(args.out, "w") as handle:
+        json.dump(result, handle, indent=1)
+    print("\n".join(markdown(result["precision"]) + capture.markdown(result["capture"])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -44,6 +44,15 @@ def test_physical_cores_counts_smt_siblings_once():
     assert physical_cores(ORIN_FEATURES + "\nprocessor\t: 1\n") == allowed  # ARM: no SMT listed
 
 
+def test_doctor_reports_cpu_int8():
+    from jist_edge import doctor
+
+    report = doctor.collect()
+    assert report["cpu_int8"] == dict(int8_support(), physical_cores=physical_cores())
+    rows = dict(doctor.rows(report))
+    assert rows["CPU INT8"].startswith(report["cpu_int8"]["verdict"] + " (")
+
+
 def test_session_options_are_the_tuned_ones():
     opts = ortb.session_options()
     assert opts.intra_op_num_threads == physical_cores()

@@ -179,8 +179,7 @@ def run(bundles: Sequence[Any], cache_dir: str, cfg: Dict[str, Any], log: Log) -
     engines = os.path.dirname(result["sizes"][0]["int8_model"])
     if cfg["tuning_rounds"]:
         log("precision: ONNX Runtime session options (threads x spinning), {}x{}".format(main.height, main.width))
-        result["session_options"] = bench_session_options(main, engines, cfg["tuning_rounds"],
-                                                          cfg["precision_budget_s"])
+        result["session_options"] = bench_session_options(main, engines, cfg["tuning_rounds"], cfg["tuning_budget_s"])
         for row in result["session_options"]["rows"]:
             log("  {:<34} p50 {:8.2f} ms  time / default median {:.2f}".format(
                 row["config"], row["stats"]["p50_ms"], row["time_over_default"]["median"]))

@@ -28,7 +28,8 @@ MODES = {
         "test_seq_lens": [1, 3, 5, 10], "seq_map_size": 1000, "seq_queries": 50, "seq_runs": 30,
         "map_sizes": [1000, 5000], "efs": [16, 64], "queries": 50, "dim_sizes": [2000],
         "pipeline_runs": 15, "pipeline_warmup": 5, "pipeline_map_frames": 20,
-        "precision_rounds": 6, "precision_budget_s": 8.0, "tuning_rounds": 0, "e2e_runs": 10, "capture_frames": 30,
+        "precision_rounds": 6, "precision_budget_s": 8.0, "tuning_rounds": 0, "tuning_budget_s": 0.0,
+        "e2e_runs": 10, "capture_frames": 30,
     },
     "default": {
         "img_size": (480, 640), "extra_img_sizes": [(240, 320)], "encoder_rounds": 20, "encoder_budget_s": 40.0,
@@ -37,7 +38,8 @@ MODES = {
         "map_sizes": [1000, 10000, 100000], "efs": [16, 32, 64, 128, 256], "queries": 300,
         "dim_sizes": [10000, 100000],
         "pipeline_runs": 60, "pipeline_warmup": 10, "pipeline_map_frames": 60,
-        "precision_rounds": 20, "precision_budget_s": 40.0, "tuning_rounds": 10, "e2e_runs": 40,
+        "precision_rounds": 20, "precision_budget_s": 40.0, "tuning_rounds": 10, "tuning_budget_s": 120.0,
+        "e2e_runs": 40,
         "capture_frames": 100,
     },
 }

@@ -189,3 +189,22 @@ def test_distance_stats_leave_out_the_same_place():
     assert stats["confuser_best"]["p5"] <= stats["confuser_best"]["p95"] <= stats["confuser_best"]["p100"]
     by_index = compute_distance_stats(walk.astype(np.float32), [0, n], seq_len, k=8, sample=50)
     assert by_index["exclusion"]["rule"] == "places" and by_index["place_spacing_m"] is None
+
+
+def test_status_line_and_window_text_show_the_estimate_and_its_state():
+    import io
+
+    from jist_edge.pipeline.localizer import Match, Result
+    from jist_edge.pipeline.route_filter import Estimate
+    from jist_edge.stream.sinks import StatusLine, estimate_text
+
+    assert estimate_text(None) == ""
+    assert estimate_text(Estimate(None, None, 0.0, INITIALIZING)) == "initializing"
+    est = Estimate(42, [500010.0, 4000020.5], 0.875, TRACKING)
+    assert estimate_text(est) == "tracking seq 42 @ (500010.0, 4000020.5) conf 0.88"
+    assert estimate_text(Estimate(7, None, 0.1, LOST)) == "lost seq 7 conf 0.10"
+    result = Result(3, 0.3, False, 5, [Match(40, 0.5, [1.0, 2.0], [])], {"total": 12.0}, np.zeros(4))
+    result.estimate = est
+    out = io.StringIO()
+    StatusLine(out, every_s=0.0)(result)
+    assert "seq 40 d=0.500" in out.getvalue() and "| tracking seq 42" in out.getvalue()

@@ -5,12 +5,15 @@ name in the same directory and is renamed into place, so an interrupted run neve
 leaves a half-written file where a good one was.
 """
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
-from typing import Any, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator, Optional
 
 from jist_edge.errors import IntegrityError, JistEdgeError
 
@@ -40,8 +43,126 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def manifest_digest(manifest: Dict[str, Any]) -> str:
+    """sha256 of every manifest field but itself: a hand edit anywhere shows (bundles and maps)."""
+    rest = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return sha256_bytes(json.dumps(rest, sort_keys=True).encode("utf-8"))
+
+
+def check_manifest_digest(manifest: Dict[str, Any], where: str, remedy: str) -> None:
+    """Refuse a manifest whose own sha256 is missing or does not match its fields."""
+    digest = manifest.get("manifest_sha256")
+    if not isinstance(digest, str):
+        raise IntegrityError("{}: no manifest_sha256 (written by an older jist-edge, or edited); {}".format(
+            where, remedy))
+    if digest != manifest_digest(manifest):
+        raise IntegrityError("{}: manifest_sha256 does not match the manifest (edited or damaged)".format(where))
+
+
 def _cannot_write(path: str, exc: OSError) -> JistEdgeError:
     return JistEdgeError("cannot write {}: {}".format(path, exc.strerror or exc))
+
+
+_SHORT_WRITE = re.compile(r"(\d+) requested and (\d+) written")
+
+
+def write_failure(path: str, exc: OSError, kept: str = "", written: Optional[str] = None) -> JistEdgeError:
+    """``cannot write PATH: disk full (...)``: the file and the cause of a failed write.
+
+    numpy reports a short write as ``30720 requested and 15328 written`` with no errno;
+    the file system's free space and the file-size limit tell which it was (``written``:
+    the file actually being written, e.g. in a staging folder, when not ``path``)."""
+    code = exc.errno
+    if code is None and _SHORT_WRITE.search(str(exc)):
+        code = _short_write_cause(written or path)
+    detail = exc.strerror or str(exc)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        reason = "disk full" if code == errno.ENOSPC else "disk quota exceeded"
+        reason += " ({})".format(detail) if detail and detail != os.strerror(code) else ""
+    elif code == errno.EFBIG:
+        reason = "file too large for the file system or the file-size limit (ulimit -f)"
+    else:
+        reason = detail
+    return JistEdgeError("cannot write {}: {}{}".format(path, reason, "; " + kept if kept else ""))
+
+
+def kept_note(out_dir: str, noun: str) -> str:
+    """What a failed or interrupted write of ``out_dir`` leaves: said before the write starts."""
+    if os.path.exists(out_dir):
+        return "the previous {} in {} was kept".format(noun, out_dir)
+    return "no {} was written to {}".format(noun, out_dir)
+
+
+def write_staged(write: Callable[[str], Any], stage: str, out_dir: str, name: str, kept: str) -> None:
+    """``write(path)`` one file into a staging folder; a failure names the final file, its cause
+    (disk full...) and what was kept."""
+    staged = os.path.join(stage, name)
+    try:
+        write(staged)
+    except OSError as exc:
+        raise write_failure(os.path.join(out_dir, name), exc, kept, written=staged)
+
+
+def _short_write_cause(path: str) -> Optional[int]:
+    directory = os.path.dirname(os.path.abspath(path))
+    while directory and not os.path.isdir(directory):  # the final path of a staged write may not exist yet
+        directory = os.path.dirname(directory)
+    try:
+        if os.path.exists(path) and os.path.getsize(path) >= _size_limit():
+            return errno.EFBIG
+        if fs_full(directory):
+            return errno.ENOSPC
+    except OSError:
+        pass
+    return None
+
+
+def _size_limit() -> float:
+    """The process's file-size limit (``ulimit -f``) in bytes; infinite where there is none."""
+    try:
+        import resource
+    except ImportError:  # not Unix
+        return float("inf")
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return float("inf") if limit == resource.RLIM_INFINITY else float(limit)
+
+
+def fs_full(directory: str) -> bool:
+    """No block left for us on the file system of ``directory`` (root may use the reserve)."""
+    if not hasattr(os, "statvfs"):  # not Unix: nothing to tell
+        return False
+    vfs = os.statvfs(directory)
+    return (vfs.f_bfree if os.geteuid() == 0 else vfs.f_bavail) == 0
+
+
+def check_complete(path: str) -> None:
+    """Raise OSError when a writer that ignores errors (hnswlib, OpenCV) may have stopped short:
+    the disk filled up or the file reached the file-size limit while it wrote."""
+    if os.path.getsize(path) >= _size_limit():
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), path)
+    if fs_full(os.path.dirname(os.path.abspath(path))):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
+def resolve_link(path: str, option: str = "output") -> str:
+    """The path to write: a symlink is written through to what it points to; a dangling one is refused."""
+    path = os.path.abspath(path)
+    if os.path.islink(path):
+        real = os.path.realpath(path)
+        if not os.path.exists(real):
+            raise JistEdgeError("{} {} is a symlink to {}, which does not exist; fix or remove the link".format(
+                option, path, real))
+        return real
+    return path
+
+
+def _special(path: str) -> bool:
+    """A device, FIFO or socket (e.g. /dev/stdout): written in place, never replaced by a rename."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def ensure_parent_dir(path: str) -> str:
@@ -61,7 +182,14 @@ def ensure_parent_dir(path: str) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` on success."""
+    """Yield a temporary path beside ``path``; rename it over ``path`` on success.
+
+    A symlink is written through (the link stays, its target is replaced); a device or
+    FIFO such as /dev/stdout is written in place."""
+    if _special(path):
+        yield path
+        return
+    path = resolve_link(path)
     directory = ensure_parent_dir(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
@@ -83,7 +211,8 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if not _special(tmp):  # a FIFO or device cannot be fsync'ed
+                os.fsync(handle.fileno())
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
@@ -131,24 +260,31 @@ def staged_directory(final_dir: str) -> Iterator[str]:
     """Build a directory under a temporary name and swap it in at the end.
 
     The old directory (if any) is moved aside first and deleted only after the new
-    one is in place, so a crash at any point leaves either the old or the new one.
+    one is in place, so a crash at any point leaves either the old or the new one; on
+    any exception (Ctrl-C and SIGTERM included, see cli) the staging folder is removed
+    and the old directory is put back. A symlink is written through to its target.
     """
-    final_dir = os.path.abspath(final_dir)
+    final_dir = resolve_link(final_dir)
     parent = ensure_parent_dir(final_dir)
+    name = "." + os.path.basename(final_dir) + "."
     try:
-        stage = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".", suffix=".staging", dir=parent)
+        stage = tempfile.mkdtemp(prefix=name, suffix=".staging", dir=parent)
     except OSError as exc:
         raise _cannot_write(final_dir, exc)
-    _normal_mode(stage, directory=True)
+    old = None
     try:
+        _normal_mode(stage, directory=True)
         yield stage
+        if os.path.lexists(final_dir):
+            old = tempfile.mkdtemp(prefix=name, suffix=".old", dir=parent)
+            os.replace(final_dir, old)  # a rename may replace an empty folder
+        os.replace(stage, final_dir)
     except BaseException:
+        if old is not None and not os.path.lexists(final_dir):
+            os.replace(old, final_dir)
+            old = None
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    old = None
-    if os.path.exists(final_dir):
-        old = final_dir + ".old-" + os.path.basename(stage)
-        os.replace(final_dir, old)
-    os.replace(stage, final_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

@@ -138,7 +138,7 @@ def fs_full(directory: str) -> bool:
 def check_complete(path: str) -> None:
     """Raise OSError when a writer that ignores errors (hnswlib, OpenCV) may have stopped short:
     the disk filled up or the file reached the file-size limit while it wrote."""
-    if os.path.getsize(path) >= _size_limit():
+    if os.path.exists(path) and os.path.getsize(path) >= _size_limit():
         raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), path)
     if fs_full(os.path.dirname(os.path.abspath(path))):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
@@ -253,6 +253,24 @@ def verify_files(directory: str, files: Dict[str, Dict[str, Any]], what: str) ->
 
 def file_record(path: str) -> Dict[str, Any]:
     return {"sha256": sha256_file(path), "bytes": os.path.getsize(path)}
+
+
+def sweep_leftovers(final_dir: str) -> None:
+    """Remove what a writer of ``final_dir`` killed outright (SIGKILL, power loss) left beside it:
+    ``.NAME.xxxxxxxx.staging`` folders, and ``.old`` ones; an ``.old`` one is put back first
+    when the output itself is missing (the kill fell between the two renames of the swap).
+    Only the holder of the output's lock may call this (jist_edge.locks does)."""
+    parent, name = os.path.split(os.path.abspath(final_dir))
+    pattern = re.compile(r"^\.{}\.[a-z0-9_]{{8}}\.(staging|old)$".format(re.escape(name)))
+    try:
+        found = sorted((os.path.getmtime(os.path.join(parent, n)), n) for n in os.listdir(parent) if pattern.match(n))
+    except OSError:
+        return
+    olds = [n for _, n in found if n.endswith(".old")]
+    if olds and not os.path.lexists(final_dir):
+        os.replace(os.path.join(parent, olds[-1]), final_dir)
+    for _, n in found:
+        shutil.rmtree(os.path.join(parent, n), ignore_errors=True)
 
 
 @contextlib.contextmanager

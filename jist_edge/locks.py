@@ -6,6 +6,8 @@ command. The kernel drops a flock when its process dies, however it dies, so a l
 whose holder is gone never blocks: the next writer takes the leftover file over. The
 holder removes the file when it is done; a writer that opened the file just before
 that checks, once it holds the lock, that the file is still the one at the path.
+Holding the lock, a writer also sweeps the staging folders a writer killed outright
+(SIGKILL, power loss) left beside the output: no one else can be writing them.
 
 Where ``fcntl`` is missing (Windows) there is no locking: the atomic swap still keeps
 every output whole, but two writers may both finish and the last one wins.
@@ -19,7 +21,7 @@ import time
 from typing import Any, Dict, Iterator, List, Optional
 
 from jist_edge.errors import JistEdgeError
-from jist_edge.fileio import ensure_parent_dir, resolve_link
+from jist_edge.fileio import ensure_parent_dir, resolve_link, sweep_leftovers
 
 try:
     import fcntl
@@ -86,6 +88,7 @@ def _acquire(path: str, target: str, what: str) -> int:
                               "or write somewhere else (lock: {})".format(what, target, _describe(holder), path))
         if _same_file(fd, path):
             _write_holder(fd)
+            sweep_leftovers(target)  # what writers killed outright left: no one else can be writing it now
             return fd
         os.close(fd)  # the holder removed the file as we opened it: take the new one
 

@@ -18,6 +18,9 @@ from jist_edge.errors import JistEdgeError
 from jist_edge.fileio import ensure_parent_dir, resolve_link
 
 Marker = Dict[str, Any]
+# Hidden names that jist-edge may keep inside an output it owns (markers, caches of a verdict):
+# they go with the output when it is replaced.
+OWN_PREFIX = ".jist-edge"
 
 
 class OutputKind(object):
@@ -90,7 +93,7 @@ def claim_folder(path: str, kind: OutputKind, force: bool, option: str = "--outp
             "{} {} is not empty and holds no {} jist-edge wrote ({}); --force replaces only a {} jist-edge "
             "wrote: move these away or choose an empty or new folder".format(
                 option, path, kind.noun, describe_names(real, names), kind.noun))
-    foreign = sorted(set(names) - set(kind.entries(marker)))
+    foreign = sorted(n for n in set(names) - set(kind.entries(marker)) if not n.startswith(OWN_PREFIX))
     if foreign:
         raise JistEdgeError(
             "{} {} holds a {} and also {}, which jist-edge did not write; replacing the {} would delete them, "

@@ -382,6 +382,23 @@ def test_sigterm_in_the_write_phase_leaves_no_staging_folder(tiny_bundle, big_ma
     assert os.listdir(str(tmp_path)) == []  # no staging folder, no lock file, no map
 
 
+def test_the_next_writer_sweeps_what_a_killed_one_left(tiny_bundle, setup, tmp_path):
+    """SIGKILL or a power cut leaves `.map.xxxxxxxx.staging` (and, between the two renames of the
+    swap, the only copy of the old map as `.map.xxxxxxxx.old`): the next writer of that output,
+    holding its lock, removes the one and puts the other back. Another output's staging stays."""
+    from jist_edge.maps.store import load_map
+
+    (tmp_path / ".map.abcdefgh.staging").mkdir()
+    (tmp_path / ".map.abcdefgh.staging" / "index.hnsw").write_bytes(b"half")
+    shutil.copytree(setup["map"], str(tmp_path / ".map.ijklmnop.old"))
+    (tmp_path / ".map.v2.qrstuvwx.staging").mkdir()  # map.v2's, not map's
+    res = CliRunner().invoke(main, ["map", "build", "--model", tiny_bundle.path, "--images", setup["db"],
+                                    "--output", str(tmp_path / "map"), "--quiet"])
+    _one_error_line(res, "already holds a map", "--force")  # the old map is back, and kept
+    assert len(load_map(str(tmp_path / "map")).frames) == 40
+    assert sorted(os.listdir(str(tmp_path))) == [".map.v2.qrstuvwx.staging", "map"]
+
+
 @pytest.mark.parametrize("command", ["map build", "export"])
 def test_ctrl_c_says_the_previous_output_was_kept(command, tiny_bundle, big_map, tmp_path):
     """Before: only `Aborted!`."""
@@ -458,19 +475,24 @@ def _can_mount_tmpfs():
 
 
 @pytest.mark.skipif(not _can_mount_tmpfs(), reason="cannot mount a tmpfs in a user namespace here (unshare -rm)")
-def test_map_build_onto_a_full_disk_says_disk_full(tiny_bundle, setup, tmp_path):
-    """A 200 KiB tmpfs in a private mount namespace: a real ENOSPC. Before: `Error: 20480 requested and 11232 written`."""
+@pytest.mark.parametrize("command", ["map build", "synth --video", "synth"])
+def test_writing_onto_a_full_disk_says_disk_full(command, tiny_bundle, setup, tmp_path):
+    """A 200 KiB tmpfs in a private mount namespace: a real ENOSPC. Before: `map build` said
+    `Error: 20480 requested and 11232 written`; `synth` could not say why an image failed."""
     full = tmp_path / "small"
     full.mkdir()
-    script = ('mount -t tmpfs -o size=200k tmpfs "$1" && shift && "$@"; rc=$?; ls -A "$SMALL"; exit $rc')
-    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", str(full), sys.executable, "-m", "jist_edge",
-                           "map", "build", "--model", tiny_bundle.path, "--images", setup["db"], "--output",
-                           str(full / "map"), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, env=dict(ENV, SMALL=str(full)))
+    out = str(full / "out")
+    args = {"map build": ["map", "build", "--model", tiny_bundle.path, "--images", setup["db"], "--quiet"],
+            "synth --video": ["synth", "--video", "--frames", "200", "--img-size", "64", "96"],
+            "synth": ["synth", "--frames", "200", "--img-size", "64", "96"]}[command] + ["--output", out]
+    script = 'mount -t tmpfs -o size=200k tmpfs "$1" && shift && "$@"; rc=$?; ls -A "$SMALL"; exit $rc'
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", str(full), sys.executable, "-m", "jist_edge"]
+                          + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          env=dict(ENV, SMALL=str(full)))
     assert proc.returncode == 1, proc.stdout
     errors = [line for line in proc.stdout.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1 and "cannot write {}/".format(full / "map") in errors[0], proc.stdout
-    assert ": disk full" in errors[0] and "no map was written" in errors[0], proc.stdout
+    assert len(errors) == 1 and "cannot write {}".format(out) in errors[0], proc.stdout
+    assert ": disk full" in errors[0] and "was written to {}".format(out) in errors[0], proc.stdout
     assert proc.stdout.rstrip().splitlines()[-1].startswith("Error: ")  # `ls -A` of the tmpfs printed nothing
 
 

@@ -166,6 +166,7 @@ def write_images(traversal: Traversal, out_dir: str, progress: Progress = None) 
         for i, (frame, e, n) in enumerate(traversal):
             name = image_name(i, e, n)
             if not cv2.imwrite(os.path.join(stage, name), frame, params):
+                check_complete(os.path.join(stage, name))  # OpenCV does not say why: a full disk is one reason
                 raise JistEdgeError("could not write image {}".format(os.path.join(out_dir, name)))
             names.append(name)
             _tick(progress)

@@ -15,12 +15,13 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from optional_imports import import_or_skip
 
 from jist_edge.cli import main
 
 from map_routes import positions, route_frames, write_images
 
-pytest.importorskip("torch", exc_type=ImportError)
+import_or_skip("torch")
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 WAIT_S = 300  # generous: the machines are shared; nothing below asserts on time

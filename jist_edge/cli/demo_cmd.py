@@ -77,7 +77,7 @@ def command(output, checkpoint, frames, img_size, seq_len, backend, seed, thresh
     from jist_edge.locks import output_lock
 
     try:
-        from jist_edge.export.exporter import export_bundle  # noqa: F401 (torch is needed)
+        from jist_edge.export.exporter import export_bundle
     except ImportError as exc:
         raise JistEdgeError("the demo exports a model and needs torch: pip install torch==2.13.0 "
                             "'jist-edge[export]' ({})".format(exc))
@@ -85,11 +85,11 @@ def command(output, checkpoint, frames, img_size, seq_len, backend, seed, thresh
         json_path = check_writable(json_path, "--json")  # refused now, not after the demo
     out = os.path.abspath(output or os.path.join(workspace.workspace_dir(workspace_path), "demo"))
     with output_lock(out, "demo folder"):
-        _demo(claim_demo_folder(out, force), checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path)
+        _demo(claim_demo_folder(out, force), export_bundle, checkpoint, frames, img_size, seq_len, backend, seed,
+              threshold, json_path)
 
 
-def _demo(out: str, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path) -> None:
-    from jist_edge.export.exporter import export_bundle
+def _demo(out: str, export_bundle, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path) -> None:
     from jist_edge.fileio import write_json_atomic
 
     summary = {"output": out, "random_init": checkpoint is None}  # type: Dict[str, Any]

@@ -175,7 +175,7 @@ class Sinks(object):
             raise self._failure(exc)
 
     def _failure(self, exc: OSError) -> Any:
-        from jist_edge.fileio import write_failure
+        from jist_edge.write_errors import write_failure
 
         if exc.errno == errno.EPIPE:  # `run | head`: click exits quietly
             return exc

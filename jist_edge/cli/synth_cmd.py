@@ -9,11 +9,12 @@ import click
 from jist_edge import workspace
 from jist_edge.cli.common import FiniteFloatRange, echo_json, echo_table, keeps_previous, workspace_option
 from jist_edge.errors import JistEdgeError
-from jist_edge.fileio import kept_note, write_failure
+from jist_edge.fileio import kept_note
 from jist_edge.locks import output_lock
 from jist_edge.outputs import claim_folder
 from jist_edge.synth.traversal import (DATABASE_SPACING_M, QUERY_OFFSET_M, QUERY_SPEED_RATIO, ROUTE_OUTPUT,
                                        frames_that_fit, make_route_dataset)
+from jist_edge.write_errors import write_failure
 
 
 @click.command("synth", help="""Render a synthetic street route: a database pass and a query pass.

@@ -25,10 +25,11 @@ import numpy as np
 
 from jist_edge import __version__
 from jist_edge.errors import IntegrityError, JistEdgeError
-from jist_edge.fileio import (check_complete, check_manifest_digest, file_record, kept_note, manifest_digest, read_json,
+from jist_edge.fileio import (check_manifest_digest, file_record, kept_note, manifest_digest, read_json,
                               staged_directory, verify_files, write_json_atomic, write_staged)
 from jist_edge.locks import output_lock
 from jist_edge.outputs import claim_folder, manifest_kind
+from jist_edge.write_errors import check_complete
 
 FORMAT = "jist-edge-map"
 FORMAT_VERSION = 1

@@ -22,9 +22,10 @@ import cv2
 import numpy as np
 
 from jist_edge.errors import JistEdgeError
-from jist_edge.fileio import atomic_path, check_complete, staged_directory, write_json_atomic
+from jist_edge.fileio import atomic_path, staged_directory, write_json_atomic
 from jist_edge.locks import output_lock
 from jist_edge.outputs import OutputKind, claim_folder
+from jist_edge.write_errors import check_complete
 from jist_edge.maps.positions import write_positions_csv
 from jist_edge.synth.render import DEFAULT_PITCH_DEG, RIGHT_LANE_M, Condition, render_frame, renderer_for
 from jist_edge.synth.route import Route

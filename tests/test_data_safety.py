@@ -255,6 +255,30 @@ def test_output_lock_is_reentrant_and_names_a_live_holder(tmp_path):
         pass
 
 
+def test_cpu_int8_install_is_refused_while_another_process_holds_the_engine_cache(tmp_path):
+    """Engine builds and the CPU INT8 install write the same cache folder under the same lock."""
+    from jist_edge.calibration import cpu_int8
+    from jist_edge.locks import LockedError
+
+    cache = str(tmp_path / "engines")
+    model = tmp_path / "q.onnx"
+    model.write_bytes(b"not used: the lock is taken before the write")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from jist_edge.locks import output_lock\n"
+        "with output_lock(sys.argv[1], 'engine cache'):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(600)\n"), cache], stdout=subprocess.PIPE, universal_newlines=True, env=ENV)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockedError, match="pid {}".format(holder.pid)):
+            cpu_int8.install(str(model), cache, {}, {"passed": True, "forced": False})
+        assert not os.path.exists(os.path.join(cache, "encoder-int8-cpu.onnx"))
+    finally:
+        holder.kill()
+        holder.communicate()
+
+
 # --- 4. the map manifest has its own checksum; map and bundle bound by identity ------------------------
 
 def _edit_map_manifest(path, edit):

@@ -97,12 +97,10 @@ def command(
     _summary(bundle, elapsed, as_json)
     if engine is not None:
         from jist_edge.engines import build as engine_build
-        from jist_edge.locks import output_lock
 
         cache_dir = engine_build.cache_dir_for(None, workspace_path)
-        with output_lock(cache_dir, "engine cache"):
-            path, header = engine_build.build(bundle, "encoder", engine, cache_dir=cache_dir,
-                                              log=lambda m: click.echo(m, err=True))
+        path, header = engine_build.build(bundle, "encoder", engine, cache_dir=cache_dir,
+                                          log=lambda m: click.echo(m, err=True))
         click.echo("engine: {} ({}, TensorRT {})".format(path, header["precision"], header.get("tensorrt")))
 
 

@@ -18,7 +18,8 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-STATS_FILE = "distance_stats.json"
+from jist_edge.maps.store import STATS_FILE
+
 STATS_VERSION = 1
 DEFAULT_SAMPLE = 400
 DEFAULT_K = 32

@@ -25,7 +25,11 @@ import numpy as np
 
 from jist_edge import __version__
 from jist_edge.errors import IntegrityError, JistEdgeError
-from jist_edge.fileio import ensure_parent_dir, file_record, read_json, staged_directory, verify_files, write_json_atomic
+from jist_edge.fileio import (check_manifest_digest, file_record, kept_note, manifest_digest, read_json,
+                              staged_directory, verify_files, write_json_atomic, write_staged)
+from jist_edge.locks import output_lock
+from jist_edge.outputs import claim_folder, manifest_kind
+from jist_edge.write_errors import check_complete
 
 FORMAT = "jist-edge-map"
 FORMAT_VERSION = 1
@@ -38,6 +42,7 @@ FRAME_POSITIONS_FILE = "frame_positions.npy"
 FRAME_INFO_FILE = "frame_info.json"
 SEQUENCE_FRAMES_FILE = "sequence_frames.npy"
 SEQUENCE_POSITIONS_FILE = "sequence_positions.npy"
+STATS_FILE = "distance_stats.json"  # jist_edge.maps.distance_stats; listed (and checked) when present
 DATA_FILES = (
     INDEX_FILE, SEQUENCES_FILE, FRAME_DESCRIPTORS_FILE, FRAME_POSITIONS_FILE,
     FRAME_INFO_FILE, SEQUENCE_FRAMES_FILE, SEQUENCE_POSITIONS_FILE,
@@ -63,6 +68,7 @@ _SCHEMA = {
     "tools": dict,
 }
 _COUNTS = ("frames", "sequences")
+MAP_OUTPUT = manifest_kind("map", FORMAT)
 _INDEX = ("library", "M", "ef_construction", "random_seed")
 
 
@@ -275,23 +281,68 @@ def write_map(
     stored = sequences.astype(np.float16 if fp16 else np.float32)
     if fp16 and not np.isfinite(stored).all():
         raise JistEdgeError("--fp16: sequence descriptors overflow float16; build the map without --fp16")
-    refuse_overwrite(out_dir, force)
-    manifest = {
+    manifest = _manifest(bundle, frames, seq_len, seq_frames.shape[0], frame_descriptors.shape[1], str(stored.dtype),
+                         M, ef_construction, seed, source, skipped_frames)
+    built = {}  # type: Dict[str, Any]
+
+    def index_file(path: str) -> None:
+        # the index holds exactly the vectors a reader gets from sequences.npy
+        built["index"] = build_hnsw(stored.astype(np.float32), M, ef_construction, seed)
+        _save_index(built["index"], path)
+
+    writers = [
+        (INDEX_FILE, index_file),
+        (SEQUENCES_FILE, lambda p: np.save(p, stored, allow_pickle=False)),
+        (FRAME_DESCRIPTORS_FILE, lambda p: np.save(p, frame_descriptors, allow_pickle=False)),
+        (FRAME_POSITIONS_FILE, lambda p: np.save(p, frames.positions, allow_pickle=False)),
+        (SEQUENCE_FRAMES_FILE, lambda p: np.save(p, seq_frames, allow_pickle=False)),
+        (SEQUENCE_POSITIONS_FILE,
+         lambda p: np.save(p, centre_positions(frames.positions, seq_frames), allow_pickle=False)),
+        (FRAME_INFO_FILE, lambda p: write_json_atomic(p, frames.to_json())),
+        (STATS_FILE, lambda p: write_json_atomic(p, distance_stats(stored, frames.positions, seq_frames, seq_len,
+                                                                   built["index"]))),
+    ]
+    with output_lock(out_dir, "map output"):
+        out_dir = refuse_overwrite(out_dir, force)
+        kept = kept_note(out_dir, "map")
+        with staged_directory(out_dir) as stage:
+            for name, write in writers:
+                write_staged(write, stage, out_dir, name, kept)
+            manifest["files"] = {name: file_record(os.path.join(stage, name)) for name, _ in writers}
+            manifest["manifest_sha256"] = manifest_digest(manifest)
+            write_staged(lambda p: write_json_atomic(p, manifest), stage, out_dir, MANIFEST_FILE, kept)
+    return load_map(out_dir, bundle)
+
+
+def distance_stats(stored: np.ndarray, frame_positions: np.ndarray, seq_frames: np.ndarray, seq_len: int,
+                   index: Any) -> Dict[str, Any]:
+    """The route filter's distance statistics of a new map (jist_edge.maps.distance_stats)."""
+    from jist_edge.maps.distance_stats import compute_distance_stats
+
+    count = stored.shape[0]
+    return compute_distance_stats(stored.astype(np.float32), np.array([0, count]), seq_len, frame_positions,
+                                  seq_frames, index if count > 2000 else None)
+
+
+def _manifest(bundle: Any, frames: FrameTable, seq_len: int, n_seq: int, dim: int, dtype: str, M: int,
+              ef_construction: int, seed: int, source: Optional[Dict[str, Any]], skipped: int) -> Dict[str, Any]:
+    """Every manifest field but the file records and the manifest's own checksum."""
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "created": datetime.datetime.utcnow().replace(microsecond=0).isoformat() + "Z",
         "seq_len": int(seq_len),
-        "dim": int(frame_descriptors.shape[1]),
+        "dim": int(dim),
         "space": SPACE,
         "counts": {
             "frames": len(frames),
-            "sequences": int(seq_frames.shape[0]),
-            "skipped_frames": int(skipped_frames),
+            "sequences": int(n_seq),
+            "skipped_frames": int(skipped),
             "positioned_frames": int(np.isfinite(frames.positions).all(axis=1).sum()),
         },
         "index": {"library": "hnswlib", "file": INDEX_FILE, "M": int(M), "ef_construction": int(ef_construction),
                   "random_seed": int(seed), "build_threads": 1},
-        "storage": {"sequence_dtype": str(stored.dtype), "frame_dtype": "float32"},
+        "storage": {"sequence_dtype": dtype, "frame_dtype": "float32"},
         "bundle": {
             "bundle_id": bundle.bundle_id,
             "path": bundle.path,
@@ -304,44 +355,20 @@ def write_map(
         "source": source or {},
         "tools": tool_versions(),
     }
-    with staged_directory(out_dir) as stage:
-        # the index holds exactly the vectors a reader gets from sequences.npy
-        index = build_hnsw(stored.astype(np.float32), M, ef_construction, seed)
-        index.save_index(os.path.join(stage, INDEX_FILE))
-        np.save(os.path.join(stage, SEQUENCES_FILE), stored, allow_pickle=False)
-        np.save(os.path.join(stage, FRAME_DESCRIPTORS_FILE), frame_descriptors, allow_pickle=False)
-        np.save(os.path.join(stage, FRAME_POSITIONS_FILE), frames.positions, allow_pickle=False)
-        np.save(os.path.join(stage, SEQUENCE_FRAMES_FILE), seq_frames, allow_pickle=False)
-        np.save(os.path.join(stage, SEQUENCE_POSITIONS_FILE), centre_positions(frames.positions, seq_frames),
-                allow_pickle=False)
-        write_json_atomic(os.path.join(stage, FRAME_INFO_FILE), frames.to_json())
-        stats_file = write_distance_stats(stage, stored, frames.positions, seq_frames, seq_len, index)
-        manifest["files"] = {name: file_record(os.path.join(stage, name)) for name in DATA_FILES + (stats_file,)}
-        write_json_atomic(os.path.join(stage, MANIFEST_FILE), manifest)
-    return load_map(out_dir, bundle)
 
 
-def write_distance_stats(stage: str, stored: np.ndarray, frame_positions: np.ndarray, seq_frames: np.ndarray,
-                         seq_len: int, index: Any) -> str:
-    """The route filter's distance statistics of the new map (jist_edge.maps.distance_stats)."""
-    from jist_edge.maps.distance_stats import STATS_FILE, compute_distance_stats
-
-    count = stored.shape[0]
-    stats = compute_distance_stats(stored.astype(np.float32), np.array([0, count]), seq_len, frame_positions,
-                                   seq_frames, index if count > 2000 else None)
-    write_json_atomic(os.path.join(stage, STATS_FILE), stats)
-    return STATS_FILE
+def _save_index(index: Any, path: str) -> None:
+    """hnswlib writes with no error check: a disk that filled up meanwhile means a cut-off index."""
+    index.save_index(path)
+    check_complete(path)
 
 
-def refuse_overwrite(out_dir: str, force: bool) -> None:
-    """Called before the expensive part: a folder we may not replace, or cannot create, is refused now."""
-    ensure_parent_dir(out_dir)
-    if force or not os.path.exists(out_dir):
-        return
-    if not os.path.isdir(out_dir):
-        raise JistEdgeError("map output {} exists and is not a folder".format(out_dir))
-    if os.listdir(out_dir):
-        raise JistEdgeError("map output folder {} is not empty; pass --force to replace it".format(out_dir))
+def refuse_overwrite(out_dir: str, force: bool) -> str:
+    """Called before the expensive part: the real folder to write, or a one-line refusal.
+
+    An existing map is replaced only with ``force``; a folder holding anything jist-edge
+    did not write, never (see jist_edge.outputs)."""
+    return claim_folder(out_dir, MAP_OUTPUT, force, option="map output")
 
 
 def validate_manifest(manifest: Dict[str, Any], where: str) -> None:
@@ -376,6 +403,8 @@ def validate_manifest(manifest: Dict[str, Any], where: str) -> None:
     for name in DATA_FILES:
         if name not in manifest["files"]:
             raise IntegrityError("{}: files does not list {}".format(where, name))
+    # last, so a re-signed edit still meets the checks above: M, ef_construction, the bundle id...
+    check_manifest_digest(manifest, where, "rebuild it with `jist-edge map build`")
 
 
 def _require_ints(obj: Dict[str, Any], keys: Sequence[str], where: str) -> None:

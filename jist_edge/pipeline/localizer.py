@@ -92,8 +92,10 @@ class Localizer(object):
                  ef: Optional[int] = None, exact: bool = False, encoder: Optional[EncoderBackend] = None,
                  seq_len: Optional[int] = None, route_filter: bool = True, filter_params: Any = None,
                  **backend_options: Any) -> None:
+        from jist_edge.maps.store import check_bundle
         from jist_edge.pipeline.matcher import Matcher
 
+        check_bundle(place_map.manifest, place_map.path, bundle)  # a map runs only with the model that made it
         self.bundle = bundle
         self.place_map = place_map
         self.top_k = max(1, min(int(top_k), place_map.count))

@@ -40,9 +40,11 @@ def claim_demo_folder(out: str, force: bool) -> str:
     real = resolve_link(out, "--output")
     made_here = OutputKind("demo folder", DEMO_MARKER, lambda m: True, lambda m: []).read(real) is not None
     if os.path.isdir(real) and os.listdir(real) and not made_here and not force:
-        raise JistEdgeError("--output {} is not empty and was not made by `jist-edge demo`; its model/, map/ and "
-                            "route/ would be replaced: choose another folder or pass --force".format(out))
-    for name, kind in (("route", ROUTE_OUTPUT), ("model", BUNDLE_OUTPUT), ("map", MAP_OUTPUT)):
+        raise JistEdgeError("--output {} is not empty and was not made by `jist-edge demo`; its model/, map/, "
+                            "route/ and route-excursions/ would be replaced: choose another folder or pass "
+                            "--force".format(out))
+    for name, kind in (("route", ROUTE_OUTPUT), ("route-excursions", ROUTE_OUTPUT), ("model", BUNDLE_OUTPUT),
+                       ("map", MAP_OUTPUT)):
         claim_folder(os.path.join(real, name), kind, True, option="--output")
     write_bytes_atomic(os.path.join(real, DEMO_MARKER), b"made by jist-edge demo\n")
     return real

@@ -26,6 +26,7 @@ DEFAULT_K = 32
 DEFAULT_THRESHOLD_M = 25.0
 _SEED = 7
 _QUANTILES = (5, 25, 50, 75, 95, 99, 100)
+MAX_SEARCH = 1024  # nearest places searched per probe for confusers at most
 
 
 def compute_distance_stats(descriptors: np.ndarray, drive_bounds: np.ndarray, seq_len: int,
@@ -103,28 +104,31 @@ def _confusers(db: np.ndarray, probes: np.ndarray, exclusion: "Exclusion", want:
 
 
 def _far_neighbours(db: np.ndarray, probes: np.ndarray, exclusion: Exclusion, want: int, index: Any):
-    """Per probe: (probe, ids, squared distances) of its ``want`` nearest places that are not near it."""
+    """Per probe: (probe, ids, squared distances) of its ``want`` nearest places that are not near it.
+    A probe with fewer such places among its MAX_SEARCH nearest (or the whole map) gets what there is."""
     count = db.shape[0]
-    k = min(count, want + 2 * exclusion.radius_places + 8)
-    for attempt in range(6):
+    cap = min(count, MAX_SEARCH)
+    k = min(cap, want + 2 * exclusion.radius_places + 8)
+    while len(probes):
         ids, dists = _search(db, probes, k, index)
         short = []
         for row, probe in enumerate(probes):
             keep = ~exclusion.near(int(probe), ids[row])
-            if keep.sum() >= want or k >= count:
+            if keep.sum() >= want or k >= cap:
                 yield int(probe), ids[row][keep][:want], dists[row][keep][:want]
             else:
                 short.append(row)
-        if not short:
-            return
-        probes, k = probes[short], min(count, k * 4)
+        probes, k = probes[short], min(cap, k * 4)
 
 
 def _search(db: np.ndarray, probes: np.ndarray, k: int, index: Any):
     if index is not None:
         index.set_ef(max(64, k))
-        labels, dists = index.knn_query(db[probes], k=k, num_threads=1)
-        return labels.astype(np.int64), dists.astype(np.float64)
+        try:
+            labels, dists = index.knn_query(db[probes], k=k, num_threads=1)
+            return labels.astype(np.int64), dists.astype(np.float64)
+        except RuntimeError:  # a sparse graph (small M) cannot always return k: search exactly instead
+            pass
     from jist_edge.pipeline.matcher import ExactSearch
 
     ids, dists = ExactSearch(db).query(db[probes], k)

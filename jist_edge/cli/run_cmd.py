@@ -7,6 +7,7 @@ import click
 
 from jist_edge import workspace
 from jist_edge.cli.common import check_route_path, echo_table, model_path, workspace_option
+from jist_edge.cli.serve_option import RUN_HELP, open_view, serve_option
 from jist_edge.errors import JistEdgeError
 
 
@@ -59,9 +60,10 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @click.option("--fps", type=int, default=None, help="Camera frame rate.")
 @click.option("--flip", type=int, default=None, help="CSI flip-method (0-7).")
 @click.option("--quiet", is_flag=True, help="No status line and no summary.")
+@serve_option(RUN_HELP)
 @workspace_option
 def command(model, map_dir, camera, video, images, top_k, output, display, max_frames, backend, precision, no_build,
-            ef, exact, realtime, max_retries, width, height, fps, flip, quiet, workspace_path):
+            ef, exact, realtime, max_retries, width, height, fps, flip, quiet, serve, workspace_path):
     """Localize every frame of a camera, stream, video or image folder against a map.
 
     One JSON line per frame (match, position, per-stage latency, drops) goes to
@@ -83,9 +85,11 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
             info["backend"], uri, map_dir, info["map_sequences"],
             "  [RANDOM WEIGHTS: pipeline demo only]" if loc.bundle.random_init else ""))
     stats = RunStats()
-    sinks = None
+    sinks = view = None
     try:
-        sinks = Sinks(output, json_to_stdout, display, quiet, log)
+        view = open_view(serve, (lambda msg: None) if quiet else log, loc.place_map,
+                         dict(info, source=uri, random_init=loc.bundle.random_init))
+        sinks = Sinks(output, json_to_stdout, display, quiet, log, view)
         source_opts = dict(max_retries=max_retries, width=width, height=height, fps=fps, flip=flip)
         try:
             for result in loc.stream(uri, realtime=realtime, max_frames=max_frames, **source_opts):
@@ -97,6 +101,8 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     finally:
         if sinks is not None:
             sinks.close()
+        if view is not None:
+            view.close()
         loc.close()
     stats.skipped = loc.frames_skipped  # includes frames skipped after the last result
     if stats.frames == 0:
@@ -117,11 +123,13 @@ def source_uri(camera: Optional[str], video: Optional[str], images: Optional[str
 
 
 class Sinks(object):
-    """Where each result goes in `run`: JSON lines (file or stdout), the status line, the window."""
+    """Where each result goes in `run`: JSON lines (file or stdout), the status line, the window, the web view."""
 
-    def __init__(self, output: Optional[str], json_to_stdout: bool, display: bool, quiet: bool, log) -> None:
+    def __init__(self, output: Optional[str], json_to_stdout: bool, display: bool, quiet: bool, log,
+                 web: Any = None) -> None:
         from jist_edge.stream.sinks import Display, JsonlSink, StatusLine, display_problem
 
+        self.web = web  # the --serve live view (closed by the command)
         self.viewer = None  # type: Any
         if display:
             problem = display_problem()
@@ -140,6 +148,8 @@ class Sinks(object):
             self.jsonl(result)
         if self.status:
             self.status(result)
+        if self.web is not None:
+            self.web(result, image)
         if self.viewer is not None:
             self.viewer(result, image)
             return not self.viewer.stopped

@@ -5,7 +5,11 @@ pipeline would hit them), never speed.
 """
 import http.client
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -201,6 +205,9 @@ def test_loopback_server_answers_only_to_loopback_host_names(view):
     assert request(view.port, "GET", "/status.json", {"Host": "attacker.example:{}".format(view.port)})[0] == 403
     for host in ("localhost:{}", "127.0.0.1:{}", "[::1]:{}"):
         assert request(view.port, "GET", "/status.json", {"Host": host.format(view.port)})[0] == 200
+    with socket.create_connection(("127.0.0.1", view.port), timeout=20) as bare:  # no Host: not a browser
+        bare.sendall(b"GET /status.json HTTP/1.0\r\n\r\n")
+        assert bare.recv(100).startswith(b"HTTP/1.0 200")
 
 
 def test_viewer_limit_says_so_and_frees_a_slot_when_a_viewer_leaves(view, stream):
@@ -391,3 +398,36 @@ def test_run_refuses_a_bad_or_busy_serve_address_before_writing_output(tiny_bund
         res = CliRunner().invoke(main, args + ["--serve", "127.0.0.1:{}".format(busy.getsockname()[1])])
     assert res.exit_code == 1 and "--serve 127.0.0.1:" in res.output and "cannot listen there" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "r.jsonl").exists()
+
+
+def test_demo_keeps_serving_the_finished_query_run_until_ctrl_c(tmp_path):
+    port = _free_port()
+    cmd = [sys.executable, "-m", "jist_edge", "demo", "--output", str(tmp_path / "demo"), "--frames", "30",
+           "--img-size", "64", "96", "--json", str(tmp_path / "demo.json"), "--serve", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "press Ctrl-C to stop" in line:
+                break
+        text = "".join(lines)
+        assert "live view: http://127.0.0.1:{}/".format(port) in text and "open it now" in text, text
+        assert "still serving its last state at http://127.0.0.1:{}/".format(port) in text, text
+        summary = json.loads((tmp_path / "demo.json").read_text())
+        s = get_json(port, "/status.json")  # the query run has ended: its last state is still served
+        assert s["ended"] is True and "ended" in s["message"]
+        assert s["frames"] == summary["run"]["frames"] and s["info"]["random_init"] is True
+        assert get_json(port, "/map.json")["sequences"] == summary["map_sequences"]
+        status, _, jpeg = request(port, "GET", "/frame.jpg")  # encoded on demand after the end
+        assert status == 200 and cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[:2] == (64, 96)
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=60)[0]
+        assert proc.returncode == 0 and "stopped serving" in rest and "Traceback" not in rest
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

@@ -10,6 +10,7 @@ LiveFeed's latest-only slot, so no client can slow it down.
 import json
 import socket
 import socketserver
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Dict, Optional, Tuple
@@ -96,7 +97,10 @@ class _Server(socketserver.ThreadingMixIn, HTTPServer):
         self.shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """Broken, reset and timed-out clients are normal here: no traceback on the run's terminal."""
+        """Broken, reset and timed-out clients are normal here; anything else is one line on stderr."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            sys.stderr.write("jist-edge live view: a request failed: {!r}\n".format(exc))
 
     def close_clients(self, timeout: float = 3.0) -> None:
         """End every connection (a viewer blocked on a slow socket included) and join its thread."""
@@ -182,6 +186,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not _is_loopback(self.server.server_address[0]):
             return True
         host = (self.headers.get("Host") or "").strip()
+        if not host:  # browsers always send Host; a script may not
+            return True
         name = host[1:host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
         return _is_loopback(name.lower())
 

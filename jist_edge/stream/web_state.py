@@ -230,7 +230,7 @@ class LiveFeed(object):
             last = self._last
             arrivals = list(self._arrivals)
             latencies = list(self._latencies)
-            trail = [_position(p) for p in self._trail]
+            trail = list(self._trail)
             out = {"schema": SCHEMA, "frames": self._version, "viewers": self._viewers,
                    "max_viewers": self.max_viewers, "max_fps": self.max_fps, "info": self._info,
                    "map_version": self._map_version, "ended": self._ended is not None, "message": self._ended,
@@ -239,7 +239,7 @@ class LiveFeed(object):
             arrivals[-1] > arrivals[0] else None
         out["seconds_since_result"] = time.perf_counter() - arrivals[-1] if arrivals else None
         out["latency_ms"] = _median_latency(latencies)
-        out["trail"] = [p for p in trail if p is not None]
+        out["trail"] = [p for p in (_position(p) for p in trail) if p is not None]
         out["result"] = out["estimate"] = None
         if last is not None:
             result = last[0]

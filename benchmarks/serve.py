@@ -1,0 +1,283 @@
+"""What `run --serve` costs the pipeline: end-to-end FPS with the live view serving two viewers, interleaved.
+
+Run as ``python -m jist_edge.benchmarks.serve ...`` in a fresh process (like the pipeline
+section). Each frame: JPEG decode (a camera's MJPEG) + ``Localizer.process`` + the view's
+hand-off. Three ways, one block of frames each per round, the order rotating every round:
+
+- ``off``: no view (``run`` without --serve);
+- ``serve_no_viewers``: every result handed to the view, nobody watching;
+- ``serve_2_viewers``: the same, with two viewer processes reading /stream.mjpg and
+  polling /status.json five times a second, as the page does.
+
+Viewers are separate processes (a browser would be another machine); between rounds they
+disconnect or reconnect and acknowledge before the clock starts. Ratios are per round.
+"""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+WAYS = ("off", "serve_no_viewers", "serve_2_viewers")
+VIEWERS = 2
+GOAL = 1.03  # at most 3% slower with two viewers
+
+
+def bench(bundle: Any, map_dir: Optional[str], backend: str, cfg: Dict[str, Any], log: Any) -> Dict[str, Any]:
+    """The bench section: a synthetic clip and map (unless given), then ``run`` in a fresh process."""
+    from jist_edge.benchmarks import pipeline
+
+    runtime_backend = backend if not backend.startswith("torch-") else "auto"
+    with tempfile.TemporaryDirectory(prefix="jist-bench-serve-") as work:
+        size = (bundle.height, bundle.width)
+        video = pipeline.make_video(os.path.join(work, "clip.avi"), cfg["serve_clip_frames"], size)
+        if not map_dir:
+            map_dir = pipeline.make_map(bundle, os.path.join(work, "map"), cfg["pipeline_map_frames"], size)
+        log("live view: {} rounds x {} frames per way ({}), {} viewer processes".format(
+            cfg["serve_rounds"], cfg["serve_frames"], ", ".join(WAYS), VIEWERS))
+        result = pipeline.run_fresh("jist_edge.benchmarks.serve", [
+            "--bundle", bundle.path, "--map", map_dir, "--video", video, "--backend", runtime_backend,
+            "--rounds", str(cfg["serve_rounds"]), "--frames", str(cfg["serve_frames"])], "live-view benchmark")
+    r = result["ratio_to_off"]["serve_2_viewers"]
+    log("  end-to-end FPS median: off {:.2f}, serving nobody {:.2f}, serving {} viewers {:.2f}; time ratio with "
+        "viewers / off median {:.3f} ({:.3f}..{:.3f}); viewers got {:.1f} frames/s".format(
+            result["fps_median"]["off"], result["fps_median"]["serve_no_viewers"], VIEWERS,
+            result["fps_median"]["serve_2_viewers"], r["median"], r["min"], r["max"], result["viewer_fps_median"]))
+    return result
+
+
+def run(bundle_dir: str, map_dir: str, video: str, backend: str, rounds: int, frames: int,
+        warmup: int = 3) -> Dict[str, Any]:
+    """Interleaved rounds of the three ways in this process; viewers in two child processes."""
+    from jist_edge.benchmarks.timing import per_round_ratios, ratio_summary, summarize
+    from jist_edge.bundle import load_bundle
+    from jist_edge.maps.store import load_map
+    from jist_edge.pipeline.localizer import Localizer
+    from jist_edge.stream.web import WebView
+
+    bundle = load_bundle(bundle_dir)
+    place_map = load_map(map_dir, bundle=bundle)
+    loc = Localizer(bundle, place_map, backend=backend)
+    clip = _jpeg_clip(video)
+    view = WebView("127.0.0.1", 0).start()
+    view.set_map(place_map, loc.describe())
+    viewers = [_Viewer("http://127.0.0.1:{}/".format(view.port)) for _ in range(VIEWERS)]
+    counter = [0]
+    samples = {way: [] for way in WAYS}  # type: Dict[str, List[float]]
+    viewer_fps = []  # type: List[float]
+    sessions = 0  # viewer connections that received a frame before their round started
+    try:
+        _frames(loc, view, clip, counter, max(warmup, loc.seq_len), True)  # warm-up, and a frame to serve
+        for r in range(rounds):
+            k = r % len(WAYS)
+            for way in WAYS[k:] + WAYS[:k]:
+                watching = way == "serve_2_viewers"
+                for viewer in viewers:
+                    viewer.command("run" if watching else "pause")
+                sessions += VIEWERS if watching else 0
+                seconds = _frames(loc, view, clip, counter, frames, way != "off")
+                samples[way].append(seconds * 1000.0 / frames)
+                if watching:
+                    got = [viewer.command("pause") for viewer in viewers]
+                    viewer_fps.extend(g / seconds for g in got)
+        describe = loc.describe()
+    finally:
+        for viewer in viewers:
+            viewer.close()
+        view.close()
+        loc.close()
+    import numpy as np
+
+    return {
+        "rounds": int(rounds), "frames_per_round": int(frames), "viewers": VIEWERS, "ways": list(WAYS),
+        "model": {"height": bundle.height, "width": bundle.width, "random_init": bundle.random_init},
+        "runtime": describe, "view": {"max_fps": view.feed.max_fps, "max_width": view.feed.max_width},
+        "ms_per_frame": {way: summarize(s) for way, s in samples.items()},
+        "fps_median": {way: 1000.0 / float(np.median(s)) for way, s in samples.items()},
+        "ratio_to_off": {way: ratio_summary(per_round_ratios(samples[way], samples["off"]))
+                         for way in WAYS if way != "off"},
+        "viewer_fps_median": float(np.median(viewer_fps)) if viewer_fps else 0.0,
+        "viewer_sessions": sessions,
+        "goal_ratio": GOAL,
+    }
+
+
+def markdown_lines(s: Dict[str, Any]) -> List[str]:
+    """The report's section for this benchmark."""
+    lines = ["## Live web view (run --serve)", "",
+             "{} interleaved rounds of {} frames per way (JPEG decode + runtime + hand-off to the view), backend {}; "
+             "{} viewer processes read /stream.mjpg (capped at {:g} fps, {} px wide) and poll /status.json five "
+             "times a second. Goal: at most {:.0%} slower with the viewers.".format(
+                 s["rounds"], s["frames_per_round"], s["runtime"].get("backend"), s["viewers"], s["view"]["max_fps"],
+                 s["view"]["max_width"], s["goal_ratio"] - 1), "",
+             "| way | ms per frame p50 | FPS (median round) | time / off, median (min..max) |", "|---|---|---|---|"]
+    for way in s["ways"]:
+        r = s["ratio_to_off"].get(way)
+        lines.append("| {} | {:.2f} | {:.2f} | {} |".format(
+            way, s["ms_per_frame"][way]["p50_ms"], s["fps_median"][way],
+            "{:.3f} ({:.3f}..{:.3f})".format(r["median"], r["min"], r["max"]) if r else "1 (baseline)"))
+    lines += ["", "The viewers received {:.1f} frames/s each (median over rounds).".format(s["viewer_fps_median"]), ""]
+    return lines
+
+
+def _jpeg_clip(video: str) -> List[bytes]:
+    """The clip's frames as JPEG bytes: each timed frame is decoded like a camera's MJPEG."""
+    import cv2
+
+    cap = cv2.VideoCapture(video)
+    clip = []
+    ok, image = cap.read()
+    while ok:
+        clip.append(cv2.imencode(".jpg", image, [int(cv2.IMWRITE_JPEG_QUALITY), 90])[1].tobytes())
+        ok, image = cap.read()
+    cap.release()
+    if not clip:
+        raise RuntimeError("no frame decoded from {}".format(video))
+    return clip
+
+
+def _frames(loc: Any, view: Any, clip: Sequence[bytes], counter: List[int], n: int, serve: bool) -> float:
+    """Seconds for ``n`` frames: decode, the runtime, and (when serving) the view's hand-off."""
+    import cv2
+    import numpy as np
+
+    start = time.perf_counter()
+    for _ in range(n):
+        i = counter[0]
+        counter[0] += 1
+        image = cv2.imdecode(np.frombuffer(clip[i % len(clip)], np.uint8), cv2.IMREAD_COLOR)
+        result = loc.process(image, i)
+        if serve:
+            view(result, image)
+    return time.perf_counter() - start
+
+
+class _Viewer(object):
+    """A viewer process driven over its stdin: ``run`` (connect, wait for a frame) or ``pause`` (disconnect)."""
+
+    def __init__(self, url: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "jist_edge.benchmarks.serve", "--viewer", url],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True)
+
+    def command(self, word: str) -> int:
+        """Send ``run`` or ``pause``; returns the frames it received while running (0 for ``run``)."""
+        self.proc.stdin.write(word + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline().split()
+        if not reply or reply[0] != word:
+            raise RuntimeError("viewer process answered {!r} to {!r}".format(reply, word))
+        return int(reply[1])
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
+def viewer_main(url: str) -> int:
+    """The viewer process: reads the MJPEG stream (discarding it) and polls the status, like the page."""
+    from urllib.parse import urlsplit
+
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    session = None  # type: Optional[_Session]
+    for line in sys.stdin:
+        word = line.strip()
+        if word == "run" and session is None:
+            session = _Session(host, port, url)
+            if not session.ready.wait(60) or not session.frames:
+                print("no-frame 0", flush=True)
+                continue
+            session.frames = 0  # count what arrives while the clock runs
+            print("run 0", flush=True)
+        elif word == "pause":
+            frames = session.stop() if session is not None else 0
+            session = None
+            print("pause {}".format(frames), flush=True)
+    if session is not None:
+        session.stop()
+    return 0
+
+
+class _Session(object):
+    """One connected viewer: a stream reader thread and a 5 Hz status poller thread."""
+
+    def __init__(self, host: str, port: int, url: str) -> None:
+        self.frames = 0
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._sock = socket.create_connection((host, port), timeout=30)
+        self._sock.sendall(b"GET /stream.mjpg HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        self._threads = [threading.Thread(target=self._read), threading.Thread(target=self._poll, args=(url,))]
+        for thread in self._threads:
+            thread.start()
+
+    def _read(self) -> None:
+        stream = self._sock.makefile("rb")
+        length = None
+        try:
+            for line in iter(stream.readline, b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+                elif line == b"\r\n" and length is not None:
+                    stream.read(length)
+                    length = None
+                    self.frames += 1
+                    self.ready.set()
+        except OSError:
+            pass
+        self.ready.set()
+
+    def _poll(self, url: str) -> None:
+        import urllib.request
+
+        while not self._stop.wait(0.2):
+            try:
+                with urllib.request.urlopen(url + "status.json", timeout=10) as resp:
+                    resp.read()
+            except OSError:
+                pass
+
+    def stop(self) -> int:
+        self._stop.set()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        for thread in self._threads:
+            thread.join()
+        self._sock.close()
+        return self.frames
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="end-to-end FPS with and without live-view viewers "
+                                                 "(used by jist-edge bench)")
+    parser.add_argument("--viewer", metavar="URL", help="be a viewer process of the view at URL")
+    parser.add_argument("--bundle")
+    parser.add_argument("--map")
+    parser.add_argument("--video")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    if args.viewer:
+        return viewer_main(args.viewer)
+    if not (args.bundle and args.map and args.video and args.out):
+        parser.error("--bundle, --map, --video and --out are required")
+    result = run(args.bundle, args.map, args.video, args.backend, args.rounds, args.frames)
+    with open(args.out, "w") as handle:
+        json.dump(result, handle)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

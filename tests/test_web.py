@@ -23,8 +23,7 @@ from jist_edge.pipeline.localizer import Localizer, Result
 from jist_edge.stream import web_page
 from jist_edge.stream.web import WebView, parse_serve_address
 from jist_edge.stream.web_state import estimate_of, finite
-
-pytest.importorskip("torch", exc_type=ImportError)
+from optional_imports import import_or_skip
 
 STAGES = {"capture_wait", "preprocess", "encode", "seqgem", "match", "total"}
 
@@ -401,6 +400,7 @@ def test_run_refuses_a_bad_or_busy_serve_address_before_writing_output(tiny_bund
 
 
 def test_demo_keeps_serving_the_finished_query_run_until_ctrl_c(tmp_path):
+    import_or_skip("torch")  # the demo exports a model
     port = _free_port()
     cmd = [sys.executable, "-m", "jist_edge", "demo", "--output", str(tmp_path / "demo"), "--frames", "30",
            "--img-size", "64", "96", "--json", str(tmp_path / "demo.json"), "--serve", str(port)]

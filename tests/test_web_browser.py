@@ -22,8 +22,6 @@ import pytest
 from headless_browser import Chromium, find_chromium
 from jist_edge.stream import web_page
 
-pytest.importorskip("torch", exc_type=ImportError)
-
 PAGE_READY = ("window.jistView && jistView.statusUpdates >= 3 && jistView.mapDrawn && jistView.lastFrame >= 0 "
               "&& document.getElementById('frame').naturalWidth > 0")
 

@@ -70,10 +70,10 @@ def get_json(port, path):
     return json.loads(body.decode("utf-8"))
 
 
-def open_stream(port):
-    """A raw /stream.mjpg connection; returns (socket, status line, headers text)."""
+def open_stream(port, path="/stream.mjpg"):
+    """A raw connection to a stream; returns (socket, status line, headers text)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=20)
-    sock.sendall(b"GET /stream.mjpg HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+    sock.sendall("GET {} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".format(path).encode("ascii"))
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = sock.recv(1)
@@ -181,6 +181,41 @@ def test_mjpeg_stream_sends_each_new_frame_shrunk_to_the_cap(route, stream):
             newest = read_part(sock)
             target = cv2.resize(stream[-1][1], (48, 32), interpolation=cv2.INTER_AREA)
             assert np.abs(newest.astype(int) - target.astype(int)).mean() < 8
+
+
+def read_event(sock):
+    """The next server-sent event's data, as JSON."""
+    data = b""
+    while not data.endswith(b"\n\n"):
+        chunk = sock.recv(1)
+        assert chunk, "event stream closed"
+        data += chunk
+    lines = [line for line in data.decode("utf-8").split("\n") if line.startswith("data: ")]
+    return json.loads(lines[0][len("data: "):]) if lines else read_event(sock)
+
+
+def event_with_frames(sock, frames, limit=200):
+    for _ in range(limit):
+        s = read_event(sock)
+        if s["frames"] == frames:
+            return s
+    raise AssertionError("no event with frames == {} in {} events".format(frames, limit))
+
+
+def test_the_event_stream_pushes_the_status_and_is_limited_like_viewers(view, stream):
+    first, line, head = open_stream(view.port, "/events")
+    second, _, _ = open_stream(view.port, "/events")
+    with first, second:
+        assert line.endswith("200 OK") and "Content-Type: text/event-stream" in head
+        assert read_event(first)["frames"] == 0
+        for result, image in stream[:5]:
+            view(result, image)
+        s = event_with_frames(first, 5)  # events keep coming, five a second
+        assert s["result"]["frame"] == stream[4][0].frame_index and s["schema"] == "jist-edge-live/1"
+        third, line, _ = open_stream(view.port, "/events")  # max_viewers = 2 pages
+        with third:
+            assert line.endswith("503 Service Unavailable") and b"maximum of 2 pages" in third.recv(4096)
+        assert event_with_frames(second, 5)["frames"] == 5  # the other page gets the same status
 
 
 def test_only_get_is_served(view):
@@ -309,14 +344,17 @@ def test_close_ends_every_thread_and_frees_the_port(route, stream):
     port = view.port
     view(*stream[0])
     viewer, line, _ = open_stream(view.port)
+    listener, _, _ = open_stream(view.port, "/events")
     idle = socket.create_connection(("127.0.0.1", port), timeout=20)  # sends nothing, 30 s timeout
     assert line.endswith("200 OK") and wait_until(lambda: get_json(port, "/status.json")["viewers"] == 1)
     view.close()
     view.close()  # twice is fine
     assert set(threading.enumerate()) <= before
-    while viewer.recv(1 << 16):  # both connections were closed by the server
-        pass
+    for sock in (viewer, listener):  # every connection was closed by the server
+        while sock.recv(1 << 16):
+            pass
     assert idle.recv(10) == b""
+    listener.close()
     viewer.close()
     idle.close()
     with pytest.raises(ConnectionRefusedError):

@@ -87,8 +87,7 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     stats = RunStats()
     sinks = view = None
     try:
-        view = open_view(serve, (lambda msg: None) if quiet else log, loc.place_map,
-                         dict(info, source=uri, random_init=loc.bundle.random_init))
+        view = open_view(serve, log, loc.place_map, dict(info, source=uri, random_init=loc.bundle.random_init))
         sinks = Sinks(output, json_to_stdout, display, quiet, log, view)
         source_opts = dict(max_retries=max_retries, width=width, height=height, fps=fps, flip=flip)
         try:

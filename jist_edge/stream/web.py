@@ -1,11 +1,12 @@
 """A live web view of the localizer for a device with no screen: `run --serve [HOST:]PORT`.
 
 Standard library only (Python 3.6 has no ThreadingHTTPServer: ThreadingMixIn + HTTPServer
-here). Read-only: it serves its own page, /status.json, /map.json, /frame.jpg and the
-MJPEG /stream.mjpg, never a file named by a request; anything but GET gets 405; every
-client socket has a timeout; at most ``max_viewers`` live streams and ``max_connections``
-connections at once (503 with a message beyond). The pipeline only ever touches the
-LiveFeed's latest-only slot, so no client can slow it down.
+here). Read-only: it serves its own page, /status.json, /map.json, /frame.jpg, the MJPEG
+/stream.mjpg and the page's status events /events, never a file named by a request;
+anything but GET gets 405; every client socket has a timeout; at most ``max_viewers``
+MJPEG streams, as many event streams, and ``max_connections`` connections at once (503
+with a message beyond). The pipeline only ever touches the LiveFeed's latest-only slot,
+so no client can slow it down.
 """
 import json
 import socket
@@ -22,6 +23,7 @@ from jist_edge.stream.web_state import LiveFeed, finite, map_payload
 
 DEFAULT_HOST = "127.0.0.1"
 BOUNDARY = "jistframe"
+EVENT_PERIOD = 0.2  # seconds between status events: the page's numbers and map update five times a second
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
@@ -178,6 +180,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(200, "image/jpeg", jpeg)
         elif path == "/stream.mjpg":
             self._stream(view.feed)
+        elif path == "/events":
+            self._events(view.feed)
         else:
             self._reply(404, "text/plain; charset=utf-8", b"not found: this server only has its live view\n")
 
@@ -233,6 +237,28 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the viewer went away or was too slow (socket timeout)
         finally:
             feed.remove_viewer()
+
+
+    def _events(self, feed: LiveFeed) -> None:
+        """Server-sent events: the status JSON five times a second on one connection (one build per tick for
+        all pages, instead of an HTTP request per page per update)."""
+        if not feed.add_listener():
+            self._reply(503, "text/plain; charset=utf-8", "the live view already has its maximum of {} pages "
+                        "open; close one and reload\n".format(feed.max_viewers).encode("utf-8"), {"Retry-After": "5"})
+            return
+        try:
+            self.send_response(200)
+            self._common_headers("text/event-stream")
+            self.end_headers()
+            self.wfile.write(b"retry: 2000\n\n")
+            while not feed.stopped and not self.server.closing:
+                self.wfile.write(b"data: " + feed.shared_status_json(EVENT_PERIOD / 2) + b"\n\n")
+                if feed.wait_stop(EVENT_PERIOD):
+                    break
+        except OSError:
+            pass  # the page went away or was too slow (socket timeout)
+        finally:
+            feed.remove_listener()
 
 
 class WebView(object):

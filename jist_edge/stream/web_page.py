@@ -1,8 +1,9 @@
 """The live view's page: HTML, CSS and a small script, kept here as strings (no package data to install).
 
-The script polls /status.json a few times a second, draws the route from /map.json on
-a canvas with the current estimate and the recent trail, and shows the camera as the
-/stream.mjpg image (multipart JPEG, which Chromium and Firefox both play in an <img>).
+The script takes the status from the /events stream (server-sent events, five a second),
+draws the route from /map.json on a canvas with the current estimate and the recent
+trail, and shows the camera as the /stream.mjpg image (multipart JPEG, which Chromium
+and Firefox both play in an <img>).
 """
 import json
 
@@ -167,31 +168,48 @@ async function loadMap(version) {
   view.mapVersion = version;
 }
 
-async function poll() {
+function show(s) {
+  if (view.status && s.frames < view.status.frames) return;  // an older status that overtook a map load
+  view.statusUpdates += 1;
+  view.lastFrame = s.result ? s.result.frame : -1;
+  view.status = s;
+  const stale = s.seconds_since_result !== null && s.seconds_since_result > 3;
+  $("state").className = "";
+  $("state").textContent = s.ended ? s.message : (s.result ? (stale ? "no new frame for " +
+    fmt(s.seconds_since_result, 0) + " s" : "live") : "waiting for the first frame");
+  $("where").textContent = describe(s);
+  showNumbers(s);
+  drawMap(s);
+}
+
+function lost() {
+  view.errors += 1;
+  $("state").className = "bad";
+  $("state").textContent = "disconnected: the run has ended or the device is unreachable (retrying)";
+}
+
+async function update(s) {
+  try {
+    if (s.map_version !== view.mapVersion) await loadMap(s.map_version);
+    show(s);
+  } catch (err) { lost(); }
+}
+
+async function poll() {  // when the event stream is refused (too many pages): /status.json twice a second
   try {
     const response = await fetch("status.json", {cache: "no-store"});
     if (!response.ok) throw new Error("HTTP " + response.status);
-    const s = await response.json();
-    if (s.map_version !== view.mapVersion) await loadMap(s.map_version);
-    view.statusUpdates += 1;
-    view.lastFrame = s.result ? s.result.frame : -1;
-    view.status = s;
-    const stale = s.seconds_since_result !== null && s.seconds_since_result > 3;
-    $("state").className = "";
-    $("state").textContent = s.ended ? s.message : (s.result ? (stale ? "no new frame for " +
-      fmt(s.seconds_since_result, 0) + " s" : "live") : "waiting for the first frame");
-    $("where").textContent = describe(s);
-    showNumbers(s);
-    drawMap(s);
-    setTimeout(poll, 200);
-  } catch (err) {
-    view.errors += 1;
-    $("state").className = "bad";
-    $("state").textContent = "disconnected: the run has ended or the device is unreachable (retrying)";
-    setTimeout(poll, 1000);
-  }
+    await update(await response.json());
+  } catch (err) { lost(); }
+  setTimeout(poll, 500);
 }
-poll();
+
+const events = new EventSource("events");  // the status five times a second; reconnects by itself
+events.onmessage = message => update(JSON.parse(message.data));
+events.onerror = () => {
+  lost();
+  if (events.readyState === EventSource.CLOSED) poll();
+};
 """
 
 APP_JS = _APP_JS.replace("__COLORS__", json.dumps({

@@ -111,7 +111,9 @@ class LiveFeed(object):
         self._arrivals = collections.deque(maxlen=window)  # type: collections.deque
         self._latencies = collections.deque(maxlen=window)  # type: collections.deque
         self._trail = collections.deque(maxlen=trail)  # type: collections.deque
-        self._viewers = 0
+        self._viewers = 0  # MJPEG streams
+        self._listeners = 0  # event streams (the page's status updates)
+        self._shared = (0.0, b"")  # (monotonic time, status JSON) shared by the event streams
         self._jpeg_wanted_until = 0.0
         self._jpeg = None  # type: Optional[bytes]
         self._jpeg_version = 0
@@ -181,6 +183,31 @@ class LiveFeed(object):
         with self._lock:
             self._viewers -= 1
 
+    def add_listener(self) -> bool:
+        """Count one more event stream; False when ``max_viewers`` already listen."""
+        with self._lock:
+            if self._listeners >= self.max_viewers:
+                return False
+            self._listeners += 1
+            return True
+
+    def remove_listener(self) -> None:
+        with self._lock:
+            self._listeners -= 1
+
+    def wait_stop(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True as soon as the feed stops."""
+        return self._stop.wait(seconds)
+
+    def shared_status_json(self, max_age: float) -> bytes:
+        """The status JSON built at most once per ``max_age`` seconds, however many pages listen."""
+        built, text = self._shared
+        now = time.monotonic()
+        if now - built >= max_age or not text:
+            text = self.status_json()
+            self._shared = (now, text)
+        return text
+
     def next_jpeg(self, after: int, timeout: float) -> Tuple[Optional[bytes], int]:
         """The newest JPEG once it is newer than version ``after`` (or the current one after ``timeout``)."""
         deadline = time.monotonic() + timeout
@@ -248,10 +275,16 @@ class LiveFeed(object):
             out["result"] = data
             out["estimate"] = estimate_of(result)
             out["dropped"], out["skipped"] = result.dropped, result.skipped
-        return finite(out)
+        return out
 
     def status_json(self) -> bytes:
-        return json.dumps(self.status(), sort_keys=True, separators=(",", ":")).encode("utf-8")
+        """The status as JSON that browsers parse (no NaN); the cheap path first, it runs for every poll."""
+        status = self.status()
+        try:
+            text = json.dumps(status, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError):  # a NaN or a numpy number somewhere (e.g. in a filter's estimate)
+            text = json.dumps(finite(status), separators=(",", ":"))
+        return text.encode("utf-8")
 
 
 def _median_latency(latencies: Sequence[Dict[str, float]]) -> Dict[str, float]:
@@ -260,4 +293,9 @@ def _median_latency(latencies: Sequence[Dict[str, float]]) -> Dict[str, float]:
     for lat in latencies:
         for name, value in lat.items():
             stages.setdefault(name, []).append(float(value))
-    return {name: round(float(np.median(values)), 3) for name, values in stages.items()}
+    out = {}
+    for name, values in stages.items():
+        values.sort()
+        mid = len(values) // 2
+        out[name] = round(values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid]), 3)
+    return out

@@ -14,7 +14,7 @@ import socketserver
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 from jist_edge.errors import JistEdgeError
@@ -179,9 +179,9 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._reply(200, "image/jpeg", jpeg)
         elif path == "/stream.mjpg":
-            self._stream(view.feed)
+            self._long_response("viewers", "multipart/x-mixed-replace; boundary=" + BOUNDARY, self._jpegs)
         elif path == "/events":
-            self._events(view.feed)
+            self._long_response("pages", "text/event-stream", self._events)
         else:
             self._reply(404, "text/plain; charset=utf-8", b"not found: this server only has its live view\n")
 
@@ -213,52 +213,43 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; "
                          "img-src 'self'; connect-src 'self'; frame-ancestors 'none'")
 
-    def _stream(self, feed: LiveFeed) -> None:
-        """multipart/x-mixed-replace JPEGs: the newest one, at most feed.max_fps a second."""
-        if not feed.add_viewer():
-            self._reply(503, "text/plain; charset=utf-8", "the live view already has its maximum of {} viewers; "
-                        "close one and reload\n".format(feed.max_viewers).encode("utf-8"), {"Retry-After": "5"})
+    def _long_response(self, kind: str, ctype: str, body: Callable[[LiveFeed], None]) -> None:
+        """A response that lasts as long as the run (an MJPEG or event stream), counted against its limit."""
+        feed = self.server.view.feed
+        if not feed.admit(kind):
+            self._reply(503, "text/plain; charset=utf-8", "the live view already has its maximum of {} {} open; "
+                        "close one and reload\n".format(feed.max_viewers, kind).encode("utf-8"), {"Retry-After": "5"})
             return
         try:
             self.send_response(200)
-            self._common_headers("multipart/x-mixed-replace; boundary=" + BOUNDARY)
+            self._common_headers(ctype)
             self.end_headers()
-            sent = 0
-            while not feed.stopped and not self.server.closing:
-                # a repeat of the same frame every 2 s finds clients that went away while nothing new came
-                jpeg, version = feed.next_jpeg(sent, timeout=2.0)
-                if jpeg is None or feed.stopped:
-                    continue
-                head = "--{}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n".format(BOUNDARY, len(jpeg))
-                self.wfile.write(head.encode("ascii") + jpeg + b"\r\n")
-                self.wfile.flush()
-                sent = version
+            body(feed)
         except OSError:
-            pass  # the viewer went away or was too slow (socket timeout)
+            pass  # the client went away or was too slow (socket timeout)
         finally:
-            feed.remove_viewer()
+            feed.release(kind)
 
+    def _jpegs(self, feed: LiveFeed) -> None:
+        """multipart/x-mixed-replace JPEGs: the newest one, at most feed.max_fps a second."""
+        sent = 0
+        while not feed.stopped and not self.server.closing:
+            # a repeat of the same frame every 2 s finds clients that went away while nothing new came
+            jpeg, version = feed.next_jpeg(sent, timeout=2.0)
+            if jpeg is None or feed.stopped:
+                continue
+            head = "--{}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n".format(BOUNDARY, len(jpeg))
+            self.wfile.write(head.encode("ascii") + jpeg + b"\r\n")
+            sent = version
 
     def _events(self, feed: LiveFeed) -> None:
         """Server-sent events: the status JSON five times a second on one connection (one build per tick for
         all pages, instead of an HTTP request per page per update)."""
-        if not feed.add_listener():
-            self._reply(503, "text/plain; charset=utf-8", "the live view already has its maximum of {} pages "
-                        "open; close one and reload\n".format(feed.max_viewers).encode("utf-8"), {"Retry-After": "5"})
-            return
-        try:
-            self.send_response(200)
-            self._common_headers("text/event-stream")
-            self.end_headers()
-            self.wfile.write(b"retry: 2000\n\n")
-            while not feed.stopped and not self.server.closing:
-                self.wfile.write(b"data: " + feed.shared_status_json(EVENT_PERIOD / 2) + b"\n\n")
-                if feed.wait_stop(EVENT_PERIOD):
-                    break
-        except OSError:
-            pass  # the page went away or was too slow (socket timeout)
-        finally:
-            feed.remove_listener()
+        self.wfile.write(b"retry: 2000\n\n")
+        while not feed.stopped and not self.server.closing:
+            self.wfile.write(b"data: " + feed.shared_status_json(EVENT_PERIOD / 2) + b"\n\n")
+            if feed.wait_stop(EVENT_PERIOD):
+                break
 
 
 class WebView(object):

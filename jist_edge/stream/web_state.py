@@ -111,8 +111,7 @@ class LiveFeed(object):
         self._arrivals = collections.deque(maxlen=window)  # type: collections.deque
         self._latencies = collections.deque(maxlen=window)  # type: collections.deque
         self._trail = collections.deque(maxlen=trail)  # type: collections.deque
-        self._viewers = 0  # MJPEG streams
-        self._listeners = 0  # event streams (the page's status updates)
+        self._open = {"viewers": 0, "pages": 0}  # MJPEG streams, event streams (the page's status)
         self._shared = (0.0, b"")  # (monotonic time, status JSON) shared by the event streams
         self._jpeg_wanted_until = 0.0
         self._jpeg = None  # type: Optional[bytes]
@@ -170,30 +169,18 @@ class LiveFeed(object):
         return self._stop.is_set()
 
     # --- viewers (server threads) ---------------------------------------------------------
-    def add_viewer(self) -> bool:
-        """Count one more MJPEG viewer; False when ``max_viewers`` already watch."""
+    def admit(self, kind: str) -> bool:
+        """Count one more open stream of a kind ("viewers": MJPEG, "pages": events); False at ``max_viewers``."""
         with self._wake:
-            if self._viewers >= self.max_viewers:
+            if self._open[kind] >= self.max_viewers:
                 return False
-            self._viewers += 1
-            self._wake.notify()
+            self._open[kind] += 1
+            self._wake.notify()  # a new viewer may want a JPEG of the current frame
             return True
 
-    def remove_viewer(self) -> None:
+    def release(self, kind: str) -> None:
         with self._lock:
-            self._viewers -= 1
-
-    def add_listener(self) -> bool:
-        """Count one more event stream; False when ``max_viewers`` already listen."""
-        with self._lock:
-            if self._listeners >= self.max_viewers:
-                return False
-            self._listeners += 1
-            return True
-
-    def remove_listener(self) -> None:
-        with self._lock:
-            self._listeners -= 1
+            self._open[kind] -= 1
 
     def wait_stop(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; True as soon as the feed stops."""
@@ -229,7 +216,7 @@ class LiveFeed(object):
 
     # --- the encoder thread ---------------------------------------------------------------
     def _jpeg_due(self) -> bool:
-        wanted = self._viewers > 0 or time.monotonic() < self._jpeg_wanted_until
+        wanted = self._open["viewers"] > 0 or time.monotonic() < self._jpeg_wanted_until
         return wanted and self._last is not None and self._jpeg_version != self._version
 
     def _encode_loop(self) -> None:
@@ -258,7 +245,8 @@ class LiveFeed(object):
             arrivals = list(self._arrivals)
             latencies = list(self._latencies)
             trail = list(self._trail)
-            out = {"schema": SCHEMA, "frames": self._version, "viewers": self._viewers,
+            out = {"schema": SCHEMA, "frames": self._version, "viewers": self._open["viewers"],
+                   "pages": self._open["pages"],
                    "max_viewers": self.max_viewers, "max_fps": self.max_fps, "info": self._info,
                    "map_version": self._map_version, "ended": self._ended is not None, "message": self._ended,
                    "dropped": 0, "skipped": 0}

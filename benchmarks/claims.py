@@ -134,5 +134,6 @@ def serve_claim(result: Dict[str, Any]) -> Dict[str, Any]:
         "per-round time ratio <= {}".format(result["serve"]["rounds"], result["serve"]["frames_per_round"], goal),
         {"ratio_min": key + ".min", "ratio_max": key + ".max",
          "cpu_ratio_median": "serve.cpu_ratio_to_off.serve_2_viewers.median",
+         "view_threads_cpu_share": "serve.view_threads_cpu_share.serve_2_viewers",
          "no_viewers_ratio_median": "serve.ratio_to_off.serve_no_viewers.median",
          "viewer_fps_median": "serve.viewer_fps_median"})

@@ -44,17 +44,17 @@ def bench(bundle: Any, map_dir: Optional[str], backend: str, cfg: Dict[str, Any]
             "--bundle", bundle.path, "--map", map_dir, "--video", video, "--backend", runtime_backend,
             "--rounds", str(cfg["serve_rounds"]), "--frames", str(cfg["serve_frames"])], "live-view benchmark")
     log("  end-to-end FPS median: off {:.2f}, serving nobody {:.2f}, serving {} viewers {:.2f}; with viewers / off: "
-        "time {}, process CPU {}; viewers got {:.1f} frames/s".format(
+        "time {}, process CPU {}; the view's threads {:.1%} of the CPU per frame; viewers got {:.1f} frames/s".format(
             result["fps_median"]["off"], result["fps_median"]["serve_no_viewers"], VIEWERS,
             result["fps_median"]["serve_2_viewers"], _ratio_text(result["ratio_to_off"]["serve_2_viewers"]),
-            _ratio_text(result["cpu_ratio_to_off"]["serve_2_viewers"]), result["viewer_fps_median"]))
+            _ratio_text(result["cpu_ratio_to_off"]["serve_2_viewers"]),
+            result["view_threads_cpu_share"]["serve_2_viewers"], result["viewer_fps_median"]))
     return result
 
 
 def run(bundle_dir: str, map_dir: str, video: str, backend: str, rounds: int, frames: int,
         warmup: int = 3) -> Dict[str, Any]:
     """Interleaved rounds of the three ways in this process; viewers in two child processes."""
-    from jist_edge.benchmarks.timing import per_round_ratios, ratio_summary, summarize
     from jist_edge.bundle import load_bundle
     from jist_edge.maps.store import load_map
     from jist_edge.pipeline.localizer import Localizer
@@ -63,53 +63,132 @@ def run(bundle_dir: str, map_dir: str, video: str, backend: str, rounds: int, fr
     bundle = load_bundle(bundle_dir)
     place_map = load_map(map_dir, bundle=bundle)
     loc = Localizer(bundle, place_map, backend=backend)
-    clip = _jpeg_clip(video)
+    before_view = _thread_ids()  # this thread and the encoder's thread pool
     view = WebView("127.0.0.1", 0).start()
     view.set_map(place_map, loc.describe())
     viewers = [_Viewer("http://127.0.0.1:{}/".format(view.port)) for _ in range(VIEWERS)]
-    counter = [0]
-    samples = {way: [] for way in WAYS}  # type: Dict[str, List[float]]
-    cpu = {way: [] for way in WAYS}  # type: Dict[str, List[float]]
-    viewer_fps = []  # type: List[float]
-    sessions = 0  # viewer connections that received a frame before their round started
+    measure = _Rounds(loc, view, _jpeg_clip(video), viewers, frames, before_view)
     try:
-        _frames(loc, view, clip, counter, max(warmup, loc.seq_len), True)  # warm-up, and a frame to serve
+        measure.frames(max(warmup, loc.seq_len), True)  # warm-up, and a frame to serve
         for r in range(rounds):
             k = r % len(WAYS)
             for way in WAYS[k:] + WAYS[:k]:
-                watching = way == "serve_2_viewers"
-                for viewer in viewers:
-                    viewer.command("run" if watching else "pause")
-                sessions += VIEWERS if watching else 0
-                seconds, cpu_seconds = _frames(loc, view, clip, counter, frames, way != "off")
-                samples[way].append(seconds * 1000.0 / frames)
-                cpu[way].append(cpu_seconds * 1000.0 / frames)
-                if watching:
-                    got = [viewer.command("pause") for viewer in viewers]
-                    viewer_fps.extend(g / seconds for g in got)
+                measure.round(way)
         describe = loc.describe()
     finally:
         for viewer in viewers:
             viewer.close()
         view.close()
         loc.close()
-    import numpy as np
+    result = measure.result()
+    result.update({"rounds": int(rounds), "frames_per_round": int(frames), "viewers": VIEWERS, "ways": list(WAYS),
+                   "model": {"height": bundle.height, "width": bundle.width, "random_init": bundle.random_init},
+                   "runtime": describe, "view": {"max_fps": view.feed.max_fps, "max_width": view.feed.max_width},
+                   "goal_ratio": GOAL})
+    return result
 
-    return {
-        "rounds": int(rounds), "frames_per_round": int(frames), "viewers": VIEWERS, "ways": list(WAYS),
-        "model": {"height": bundle.height, "width": bundle.width, "random_init": bundle.random_init},
-        "runtime": describe, "view": {"max_fps": view.feed.max_fps, "max_width": view.feed.max_width},
-        "ms_per_frame": {way: summarize(s) for way, s in samples.items()},
-        "fps_median": {way: 1000.0 / float(np.median(s)) for way, s in samples.items()},
-        "ratio_to_off": {way: ratio_summary(per_round_ratios(samples[way], samples["off"]))
-                         for way in WAYS if way != "off"},
-        "cpu_ms_per_frame": {way: summarize(s) for way, s in cpu.items()},
-        "cpu_ratio_to_off": {way: ratio_summary(per_round_ratios(cpu[way], cpu["off"]))
-                             for way in WAYS if way != "off"},
-        "viewer_fps_median": float(np.median(viewer_fps)) if viewer_fps else 0.0,
-        "viewer_sessions": sessions,
-        "goal_ratio": GOAL,
-    }
+
+class _Rounds(object):
+    """Times blocks of frames one way at a time; wall, process CPU and the view's own threads' CPU."""
+
+    def __init__(self, loc: Any, view: Any, clip: List[bytes], viewers: List[Any], frames_per_round: int,
+                 not_view_threads: Sequence[str]) -> None:
+        self.loc, self.view, self.clip, self.viewers = loc, view, clip, viewers
+        self.n = frames_per_round
+        self.not_view = set(not_view_threads)
+        self.count = 0
+        self.wall = {way: [] for way in WAYS}  # type: Dict[str, List[float]]
+        self.cpu = {way: [] for way in WAYS}  # type: Dict[str, List[float]]
+        self.view_cpu = {way: [] for way in WAYS[1:]}  # type: Dict[str, List[float]]
+        self.viewer_fps = []  # type: List[float]
+        self.sessions = 0  # viewer connections that received a frame before their round started
+
+    def round(self, way: str) -> None:
+        watching = way == "serve_2_viewers"
+        for viewer in self.viewers:
+            viewer.command("run" if watching else "pause")
+        self.sessions += VIEWERS if watching else 0
+        view_cpu = _thread_cpu(self.not_view)
+        seconds, cpu_seconds = self.frames(self.n, way != "off")
+        view_cpu = _cpu_since(view_cpu, _thread_cpu(self.not_view))  # read before the viewers' threads end
+        self.wall[way].append(seconds * 1000.0 / self.n)
+        self.cpu[way].append(cpu_seconds * 1000.0 / self.n)
+        if way in self.view_cpu:
+            self.view_cpu[way].append(view_cpu * 1000.0 / self.n)
+        if watching:
+            got = [viewer.command("pause") for viewer in self.viewers]
+            self.viewer_fps.extend(g / seconds for g in got)
+
+    def frames(self, n: int, serve: bool) -> Tuple[float, float]:
+        """Wall and process-CPU seconds for ``n`` frames: decode, the runtime, and (when serving) the view's
+        hand-off. CPU time counts every thread of this process and is less disturbed than wall time by other
+        processes on a shared machine."""
+        import cv2
+        import numpy as np
+
+        start, cpu = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            image = cv2.imdecode(np.frombuffer(self.clip[self.count % len(self.clip)], np.uint8), cv2.IMREAD_COLOR)
+            result = self.loc.process(image, self.count)
+            self.count += 1
+            if serve:
+                self.view(result, image)
+        return time.perf_counter() - start, time.process_time() - cpu
+
+    def result(self) -> Dict[str, Any]:
+        import numpy as np
+
+        from jist_edge.benchmarks.timing import per_round_ratios, ratio_summary, summarize
+
+        return {
+            "ms_per_frame": {way: summarize(s) for way, s in self.wall.items()},
+            "fps_median": {way: 1000.0 / float(np.median(s)) for way, s in self.wall.items()},
+            "ratio_to_off": {way: ratio_summary(per_round_ratios(self.wall[way], self.wall["off"]))
+                             for way in WAYS[1:]},
+            "cpu_ms_per_frame": {way: summarize(s) for way, s in self.cpu.items()},
+            "cpu_ratio_to_off": {way: ratio_summary(per_round_ratios(self.cpu[way], self.cpu["off"]))
+                                 for way in WAYS[1:]},
+            # CPU of the view's threads (JPEG, HTTP) per frame, and as a share of the "off" process CPU per frame
+            "view_threads_cpu_ms_per_frame": {way: summarize(s) for way, s in self.view_cpu.items()},
+            "view_threads_cpu_share": {way: float(np.median(s)) / float(np.median(self.cpu["off"]))
+                                       for way, s in self.view_cpu.items()},
+            "viewer_fps_median": float(np.median(self.viewer_fps)) if self.viewer_fps else 0.0,
+            "viewer_sessions": self.sessions,
+        }
+
+
+def _thread_ids() -> List[str]:
+    try:
+        return os.listdir("/proc/self/task")
+    except OSError:
+        return []
+
+
+def _thread_cpu(exclude: Any) -> Dict[str, float]:
+    """Thread id -> CPU seconds used so far, for this process's live threads not in ``exclude`` (Linux /proc:
+    nanoseconds from schedstat where the kernel has it, else clock ticks from stat; empty elsewhere)."""
+    tick = float(os.sysconf("SC_CLK_TCK"))
+    cpu = {}  # type: Dict[str, float]
+    for tid in _thread_ids():
+        if tid in exclude:
+            continue
+        task = "/proc/self/task/{}/".format(tid)
+        try:
+            try:
+                with open(task + "schedstat") as handle:
+                    cpu[tid] = int(handle.read().split()[0]) / 1e9
+            except FileNotFoundError:
+                with open(task + "stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+                cpu[tid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass  # the thread ended meanwhile
+    return cpu
+
+
+def _cpu_since(before: Dict[str, float], after: Dict[str, float]) -> float:
+    """CPU seconds between two readings, over the threads alive at the second (new ones from zero)."""
+    return sum(value - before.get(tid, 0.0) for tid, value in after.items())
 
 
 def markdown_lines(s: Dict[str, Any]) -> List[str]:
@@ -126,7 +205,13 @@ def markdown_lines(s: Dict[str, Any]) -> List[str]:
         lines.append("| {} | {:.2f} | {:.2f} | {} | {:.2f} | {} |".format(
             way, s["ms_per_frame"][way]["p50_ms"], s["fps_median"][way], _ratio_text(s["ratio_to_off"].get(way)),
             s["cpu_ms_per_frame"][way]["p50_ms"], _ratio_text(s["cpu_ratio_to_off"].get(way))))
-    lines += ["", "The viewers received {:.1f} frames/s each (median over rounds).".format(s["viewer_fps_median"]), ""]
+    view_ms, share = s["view_threads_cpu_ms_per_frame"], s["view_threads_cpu_share"]
+    lines += ["", "The view's own threads (JPEG encoding, HTTP) used {:.2f} ms of CPU per frame with the viewers, "
+              "{:.1%} of the process CPU per frame without the view ({:.2f} ms, {:.1%}, serving nobody): on a machine "
+              "whose cores the pipeline keeps busy, about what serving costs in FPS, and far less disturbed by other "
+              "load than the wall-time ratio. The viewers received {:.1f} frames/s each (median over rounds).".format(
+                  view_ms["serve_2_viewers"]["p50_ms"], share["serve_2_viewers"], view_ms["serve_no_viewers"]["p50_ms"],
+                  share["serve_no_viewers"], s["viewer_fps_median"]), ""]
     return lines
 
 
@@ -148,25 +233,6 @@ def _jpeg_clip(video: str) -> List[bytes]:
     if not clip:
         raise RuntimeError("no frame decoded from {}".format(video))
     return clip
-
-
-def _frames(loc: Any, view: Any, clip: Sequence[bytes], counter: List[int], n: int,
-            serve: bool) -> Tuple[float, float]:
-    """Wall and process-CPU seconds for ``n`` frames: decode, the runtime, and (when serving) the view's
-    hand-off. CPU time counts every thread of this process (the view's JPEG and HTTP threads too) and is
-    less disturbed than wall time by other processes on a shared machine."""
-    import cv2
-    import numpy as np
-
-    start, cpu = time.perf_counter(), time.process_time()
-    for _ in range(n):
-        i = counter[0]
-        counter[0] += 1
-        image = cv2.imdecode(np.frombuffer(clip[i % len(clip)], np.uint8), cv2.IMREAD_COLOR)
-        result = loc.process(image, i)
-        if serve:
-            view(result, image)
-    return time.perf_counter() - start, time.process_time() - cpu
 
 
 class _Viewer(object):

@@ -211,6 +211,8 @@ def test_serve_section_alternated_the_three_ways_with_viewers_receiving(bench_ru
         assert set(ratios) == {"serve_no_viewers", "serve_2_viewers"}
         assert all(set(r) == RATIO_KEYS and r["n"] == s["rounds"] for r in ratios.values())
     assert s["viewer_sessions"] == 2 * s["rounds"]  # each viewer got a frame before each of its rounds
+    assert set(s["view_threads_cpu_share"]) == {"serve_no_viewers", "serve_2_viewers"}
+    assert all(st["n"] == s["rounds"] for st in s["view_threads_cpu_ms_per_frame"].values())
     assert s["viewer_fps_median"] >= 0
     assert "## Live web view (run --serve)" in open(bench_run["written"]["markdown"]).read()
 

@@ -74,10 +74,10 @@ def command(output, checkpoint, frames, img_size, seq_len, backend, seed, thresh
         raise JistEdgeError("the demo exports a model and needs torch: pip install torch==2.13.0 "
                             "'jist-edge[export]' ({})".format(exc))
     out = os.path.abspath(output or os.path.join(workspace.workspace_dir(workspace_path), "demo"))
-    claim_demo_folder(out, force)
     view = open_view(serve, click.echo, note="  (open it now: the query run plays there in step 4)")
     if view is not None:
         click.get_current_context().call_on_close(view.close)
+    claim_demo_folder(out, force)
     summary = {"output": out, "random_init": checkpoint is None}  # type: Dict[str, Any]
 
     data, query_frames = _synthesize(out, frames, img_size, seed)

@@ -124,10 +124,10 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "jist-edge"
     protocol_version = "HTTP/1.0"
     ASSETS = {
-        "/": ("text/html; charset=utf-8", web_page.INDEX_HTML),
-        "/index.html": ("text/html; charset=utf-8", web_page.INDEX_HTML),
-        "/app.js": ("text/javascript; charset=utf-8", web_page.APP_JS),
-        "/app.css": ("text/css; charset=utf-8", web_page.APP_CSS),
+        "/": ("text/html; charset=utf-8", web_page.INDEX_HTML.encode("utf-8")),
+        "/index.html": ("text/html; charset=utf-8", web_page.INDEX_HTML.encode("utf-8")),
+        "/app.js": ("text/javascript; charset=utf-8", web_page.APP_JS.encode("utf-8")),
+        "/app.css": ("text/css; charset=utf-8", web_page.APP_CSS.encode("utf-8")),
     }
 
     def version_string(self) -> str:
@@ -166,8 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path = urlsplit(self.path).path
         if path in self.ASSETS:
-            ctype, text = self.ASSETS[path]
-            self._reply(200, ctype, text.encode("utf-8"))
+            self._reply(200, *self.ASSETS[path])
         elif path == "/status.json":
             self._reply(200, "application/json", view.feed.status_json())
         elif path == "/map.json":

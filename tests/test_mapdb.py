@@ -121,10 +121,14 @@ def test_corrupt_index_refused_by_checksum_before_hnswlib(tiny_bundle, tmp_path,
 
 
 def _edit_manifest(path, edit):
+    """Edit and re-sign (the manifest's own sha256 recomputed), so the checks behind the digest are met."""
+    from jist_edge.fileio import manifest_digest
+
     manifest_path = os.path.join(path, MANIFEST_FILE)
     with open(manifest_path) as handle:
         manifest = json.load(handle)
     edit(manifest)
+    manifest["manifest_sha256"] = manifest_digest(manifest)
     write_json_atomic(manifest_path, manifest)
 
 
@@ -167,7 +171,7 @@ def test_existing_folder_needs_force_and_failed_write_keeps_old_map(tiny_bundle,
 
     with monkeypatch.context() as patch:
         patch.setattr("jist_edge.maps.store.write_json_atomic", disk_full)
-        with pytest.raises(OSError):
+        with pytest.raises(JistEdgeError, match="frame_info.json: disk full; the previous map .* was kept"):
             _write(path, tiny_bundle, seed=1, force=True)
     assert sha256_file(load_map(path).index_path) == old_sha
     assert sorted(os.listdir(str(tmp_path))) == ["map"]

@@ -10,7 +10,15 @@ import click
 
 from jist_edge import workspace
 from jist_edge.cli.common import workspace_option
-from jist_edge.fileio import ensure_parent_dir
+from jist_edge.outputs import OutputKind, check_writable, claim_entries
+
+
+def _report_kind() -> OutputKind:
+    """A bench report folder: its bench.json says so; README.md, bench.json and the plots are ours."""
+    from jist_edge.benchmarks.report import PLOTS
+
+    return OutputKind("bench report", "bench.json", lambda m: str(m.get("schema", "")).startswith("jist-edge-bench"),
+                      lambda m: ["README.md", "bench.json"] + list(PLOTS))
 
 
 @click.command("bench")
@@ -61,9 +69,11 @@ def command(model: Optional[str], map_dir: Optional[str], backends: Sequence[str
         from jist_edge.maps.store import load_map
 
         load_map(map_dir, bundle=load_bundle(model))
-    for out_path in (json_path, report_dir and os.path.join(report_dir, "README.md")):
-        if out_path:
-            ensure_parent_dir(out_path)
+    if json_path:
+        json_path = check_writable(json_path, "--json")
+    if report_dir:  # a README.md (or plot) of someone else's in that folder is never replaced
+        kind = _report_kind()
+        report_dir = claim_entries(report_dir, list(kind.entries({})), kind, "--report")
     cfg = runner.settings(quick=quick, large=large, img_size=img_size)
     cache = os.path.join(workspace.workspace_dir(workspace_path), "bench-cache")
     result = runner.run_bench(cfg, cache, model=model, map_dir=map_dir, backends=list(backends) or None,

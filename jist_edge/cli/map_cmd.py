@@ -6,8 +6,8 @@ from typing import Any, Dict, Optional
 import click
 
 from jist_edge import workspace
-from jist_edge.cli.common import (FrameProgress, check_route_path, echo_json, echo_table, model_path, warn,
-                                  workspace_option)
+from jist_edge.cli.common import (FrameProgress, check_route_path, echo_json, echo_table, keeps_previous, model_path,
+                                  warn, workspace_option)
 from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M
 
 
@@ -46,27 +46,37 @@ def build(model, images, video, from_map, positions, stride, seq_len, batch_size
       jist-edge map build --images db_images/ --output maps/city
       jist-edge map build --from-map maps/city --seq-len 10 --output maps/city-L10
     """
-    from jist_edge.backends import create_encoder
-    from jist_edge.bundle import load_bundle
-    from jist_edge.maps.store import refuse_overwrite
-    from jist_edge.maps.build import encode_route, rebuild_map, write_route_map
+    from jist_edge.locks import output_lock
 
     given = [(n, v) for n, v in (("--images", images), ("--video", video), ("--from-map", from_map)) if v is not None]
     if len(given) != 1:
         raise click.UsageError("give exactly one of --images, --video, --from-map")
     option, route_path = given[0]
     check_route_path(option, route_path)
-    bundle = load_bundle(model_path(model, workspace_path))
-    output = output or workspace.map_dir(workspace_path)
     if option == "--from-map" and (positions or stride != 1):
         raise click.UsageError("--positions and --stride do not apply to --from-map (its frames are fixed)")
+    output = output or workspace.map_dir(workspace_path)
+    # one writer per map folder, from the first check to the swap; Ctrl-C says what was kept
+    with output_lock(output, "map output"), keeps_previous("map build", output, "map"):
+        _build(model, option, route_path, positions, stride, seq_len, batch_size, fp16, M, ef_construction, backend,
+               output, force, quiet, workspace_path)
+
+
+def _build(model, option, route_path, positions, stride, seq_len, batch_size, fp16, M, ef_construction, backend,
+           output, force, quiet, workspace_path) -> None:
+    from jist_edge.backends import create_encoder
+    from jist_edge.bundle import load_bundle
+    from jist_edge.maps.store import refuse_overwrite
+    from jist_edge.maps.build import encode_route, rebuild_map, write_route_map
+
+    bundle = load_bundle(model_path(model, workspace_path))
     start = time.time()
     if option == "--from-map":
         place_map = rebuild_map(bundle, route_path, output, seq_len=seq_len, fp16=fp16, M=M,
                                 ef_construction=ef_construction, force=force)
         encoded, rate = 0, 0.0
     else:
-        refuse_overwrite(output, force)
+        output = refuse_overwrite(output, force)
         progress = FrameProgress("encoding", enabled=not quiet)
         encoder = create_encoder(bundle, backend)
         try:

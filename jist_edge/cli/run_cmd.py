@@ -1,4 +1,5 @@
 """`jist-edge run`: live localization from a camera, stream, video or image folder."""
+import errno
 import os
 import sys
 from typing import Any, Dict, Optional
@@ -48,8 +49,11 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many results.")
 @click.option("--backend", default="auto", show_default=True,
               type=click.Choice(["auto", "onnxruntime", "tensorrt"]), help="Encoder backend.")
-@click.option("--precision", default="fp16", show_default=True, type=click.Choice(["fp32", "fp16", "int8", "best"]),
-              help="TensorRT engine precision (--backend tensorrt).")
+@click.option("--precision", default="auto", show_default=True,
+              type=click.Choice(["auto", "fp32", "fp16", "int8", "best"]),
+              help="Encoder precision. auto: FP16 engine on TensorRT, FP32 on ONNX Runtime. int8: a TensorRT "
+                   "INT8 engine, or on ONNX Runtime the CPU INT8 model `jist-edge calibrate` makes. best: the "
+                   "fastest that passed its checks (ONNX Runtime: INT8 if calibrated and its fidelity gate passed).")
 @click.option("--no-build", is_flag=True, help="TensorRT: refuse a missing or stale engine instead of rebuilding it.")
 @click.option("--ef", type=click.IntRange(1), default=None, help="hnswlib search ef [default: 64].")
 @click.option("--exact", is_flag=True, help="Exact squared-L2 search instead of hnswlib.")
@@ -59,11 +63,14 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @click.option("--height", type=int, default=None, help="Camera capture height.")
 @click.option("--fps", type=int, default=None, help="Camera frame rate.")
 @click.option("--flip", type=int, default=None, help="CSI flip-method (0-7).")
+@click.option("--full-frame", is_flag=True,
+              help="csi://: hand over full-size frames (e.g. for --display) instead of letting nvvidconv "
+                   "scale them to the model's input size in hardware.")
 @click.option("--quiet", is_flag=True, help="No status line and no summary.")
 @serve_option(RUN_HELP)
 @workspace_option
 def command(model, map_dir, camera, video, images, top_k, output, display, max_frames, backend, precision, no_build,
-            ef, exact, realtime, max_retries, width, height, fps, flip, quiet, serve, workspace_path):
+            ef, exact, realtime, max_retries, width, height, fps, flip, full_frame, quiet, serve, workspace_path):
     """Localize every frame of a camera, stream, video or image folder against a map.
 
     One JSON line per frame (match, position, per-stage latency, drops) goes to
@@ -81,15 +88,20 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     json_to_stdout = output is None and not sys.stdout.isatty()
     log = (lambda msg: click.echo(msg, err=True)) if json_to_stdout else click.echo
     if not quiet:
-        log("jist-edge run: {} encoder on {}, map {} ({} sequences){}".format(
-            info["backend"], uri, map_dir, info["map_sequences"],
-            "  [RANDOM WEIGHTS: pipeline demo only]" if loc.bundle.random_init else ""))
+        log("jist-edge run: {} encoder{} on {}, map {} ({} sequences){}".format(
+            info["backend"], " ({})".format(info["precision"]) if info.get("precision") else "", uri, map_dir,
+            info["map_sequences"], "  [RANDOM WEIGHTS: pipeline demo only]" if loc.bundle.random_init else ""))
+        if info.get("precision_note"):
+            log("  " + info["precision_note"])
     stats = RunStats()
     sinks = view = None
+    failed = None  # type: Optional[OutputFailed]
     try:
         view = open_view(serve, log, loc.place_map, dict(info, source=uri, random_init=loc.bundle.random_init))
         sinks = Sinks(output, json_to_stdout, display, quiet, log, view)
         source_opts = dict(max_retries=max_retries, width=width, height=height, fps=fps, flip=flip)
+        if full_frame:
+            source_opts["scale_to"] = None
         try:
             for result in loc.stream(uri, realtime=realtime, max_frames=max_frames, **source_opts):
                 stats(result)
@@ -97,17 +109,23 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
                     break
         except KeyboardInterrupt:
             log("\ninterrupted: stopping")
+        except OutputFailed as exc:  # disk full: stop, but keep the summary of what was done
+            failed = exc
     finally:
         if sinks is not None:
-            sinks.close()
+            failed = sinks.close() or failed
         if view is not None:
             view.close()
         loc.close()
     stats.skipped = loc.frames_skipped  # includes frames skipped after the last result
     if stats.frames == 0:
-        raise JistEdgeError("no usable frame came from {} ({} skipped as unreadable)".format(uri, stats.skipped))
+        raise JistEdgeError("no usable frame came from {} ({} skipped as unreadable){}".format(
+            uri, stats.skipped, "; {} was left as it was".format(output) if output else ""))
     if not quiet:
         print_summary(stats.summary(), info, log)
+    if failed is not None:
+        raise JistEdgeError("{}; the run stopped after {} frame{}".format(
+            failed, stats.frames, "" if stats.frames == 1 else "s"))
 
 
 def source_uri(camera: Optional[str], video: Optional[str], images: Optional[str]) -> str:
@@ -121,11 +139,20 @@ def source_uri(camera: Optional[str], video: Optional[str], images: Optional[str
     return uri
 
 
+class OutputFailed(JistEdgeError):
+    """The JSON lines could not be written (disk full...): the run stops and still prints its summary."""
+
+
 class Sinks(object):
-    """Where each result goes in `run`: JSON lines (file or stdout), the status line, the window, the web view."""
+    """Where each result goes in `run`: JSON lines (file or stdout), the status line, the window, the web view.
+
+    An --output file is checked before the run but opened (and emptied) only when the first
+    result exists: a run that fails before that leaves an existing file byte-identical, and
+    the file is written line by line, so `tail -f` follows it live."""
 
     def __init__(self, output: Optional[str], json_to_stdout: bool, display: bool, quiet: bool, log,
                  web: Any = None) -> None:
+        from jist_edge.outputs import check_writable
         from jist_edge.stream.sinks import Display, JsonlSink, StatusLine, display_problem
 
         self.web = web  # the --serve live view (closed by the command)
@@ -138,13 +165,13 @@ class Sinks(object):
                 self.viewer = Display()
         terminal = sys.stderr if json_to_stdout else sys.stdout
         self.status = StatusLine(terminal) if not quiet and terminal.isatty() else None
-        self._handle = open(output, "w") if output is not None else None
-        self.jsonl = JsonlSink(self._handle or sys.stdout) if (self._handle or json_to_stdout) else None
+        self.output = check_writable(output, "--output") if output is not None else None
+        self._handle = None  # type: Any
+        self.jsonl = JsonlSink(sys.stdout) if json_to_stdout else None
 
     def __call__(self, result: Any, image: Any) -> bool:
         """Hand one result to every sink; False when the user closed the window."""
-        if self.jsonl:
-            self.jsonl(result)
+        self._write_json(result)
         if self.status:
             self.status(result)
         if self.web is not None:
@@ -154,10 +181,38 @@ class Sinks(object):
             return not self.viewer.stopped
         return True
 
-    def close(self) -> None:
+    def _write_json(self, result: Any) -> None:
+        from jist_edge.stream.sinks import JsonlSink
+
+        try:
+            if self.output is not None and self._handle is None:
+                self._handle = open(self.output, "w")
+                self.jsonl = JsonlSink(self._handle)
+            if self.jsonl:
+                self.jsonl(result)
+        except OSError as exc:
+            raise self._failure(exc)
+
+    def _failure(self, exc: OSError) -> Any:
+        from jist_edge.write_errors import write_failure
+
+        if exc.errno == errno.EPIPE:  # `run | head`: click exits quietly
+            return exc
+        return OutputFailed(str(write_failure(self.output or "<stdout>", exc)))
+
+    def close(self) -> Optional[OutputFailed]:
+        """Close every sink; the failure to flush the last lines (disk full), if any."""
         if self.status:
             self.status.close()
         if self.viewer is not None:
             self.viewer.close()
         if self._handle is not None:
-            self._handle.close()
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()
+            except OSError as exc:
+                failure = self._failure(exc)
+                if isinstance(failure, OutputFailed):
+                    return failure
+                raise failure
+        return None

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Unio
 import numpy as np
 
 from jist_edge.errors import BadFrame, JistEdgeError
+from jist_edge.locks import output_lock
 from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED, FrameTable, PlaceMap, load_map, refuse_overwrite, write_map
 from jist_edge.maps.positions import frame_position, read_positions_csv
 from jist_edge.pipeline.preprocess import Preprocessor, check_frame
@@ -232,9 +233,10 @@ def build_map(
     seq_len = int(bundle.seq_len if seq_len is None else seq_len)
     if seq_len < 1:
         raise JistEdgeError("--seq-len must be at least 1, got {}".format(seq_len))
-    refuse_overwrite(out_dir, force)  # before the expensive part
-    route = encode_route(bundle, source_or_frames, stride, positions, batch_size, encoder, progress)
-    return write_route_map(bundle, route, out_dir, seq_len, fp16, M, ef_construction, seed, force)
+    with output_lock(out_dir, "map output"):  # one writer from the check to the swap
+        refuse_overwrite(out_dir, force)  # before the expensive part
+        route = encode_route(bundle, source_or_frames, stride, positions, batch_size, encoder, progress)
+        return write_route_map(bundle, route, out_dir, seq_len, fp16, M, ef_construction, seed, force)
 
 
 def write_route_map(bundle: Any, route: EncodedRoute, out_dir: str, seq_len: int, fp16: bool = False,

@@ -25,7 +25,11 @@ import numpy as np
 
 from jist_edge import __version__
 from jist_edge.errors import IntegrityError, JistEdgeError
-from jist_edge.fileio import ensure_parent_dir, file_record, read_json, staged_directory, verify_files, write_json_atomic
+from jist_edge.fileio import (check_manifest_digest, file_record, kept_note, manifest_digest, read_json,
+                              staged_directory, verify_files, write_json_atomic, write_staged)
+from jist_edge.locks import output_lock
+from jist_edge.outputs import claim_folder, manifest_kind
+from jist_edge.write_errors import check_complete
 
 FORMAT = "jist-edge-map"
 FORMAT_VERSION = 1
@@ -63,6 +67,7 @@ _SCHEMA = {
     "tools": dict,
 }
 _COUNTS = ("frames", "sequences")
+MAP_OUTPUT = manifest_kind("map", FORMAT)
 _INDEX = ("library", "M", "ef_construction", "random_seed")
 
 
@@ -275,23 +280,50 @@ def write_map(
     stored = sequences.astype(np.float16 if fp16 else np.float32)
     if fp16 and not np.isfinite(stored).all():
         raise JistEdgeError("--fp16: sequence descriptors overflow float16; build the map without --fp16")
-    refuse_overwrite(out_dir, force)
-    manifest = {
+    manifest = _manifest(bundle, frames, seq_len, seq_frames.shape[0], frame_descriptors.shape[1], str(stored.dtype),
+                         M, ef_construction, seed, source, skipped_frames)
+    writers = [
+        # the index holds exactly the vectors a reader gets from sequences.npy
+        (INDEX_FILE, lambda p: _save_index(build_hnsw(stored.astype(np.float32), M, ef_construction, seed), p)),
+        (SEQUENCES_FILE, lambda p: np.save(p, stored, allow_pickle=False)),
+        (FRAME_DESCRIPTORS_FILE, lambda p: np.save(p, frame_descriptors, allow_pickle=False)),
+        (FRAME_POSITIONS_FILE, lambda p: np.save(p, frames.positions, allow_pickle=False)),
+        (SEQUENCE_FRAMES_FILE, lambda p: np.save(p, seq_frames, allow_pickle=False)),
+        (SEQUENCE_POSITIONS_FILE,
+         lambda p: np.save(p, centre_positions(frames.positions, seq_frames), allow_pickle=False)),
+        (FRAME_INFO_FILE, lambda p: write_json_atomic(p, frames.to_json())),
+    ]
+    with output_lock(out_dir, "map output"):
+        out_dir = refuse_overwrite(out_dir, force)
+        kept = kept_note(out_dir, "map")
+        with staged_directory(out_dir) as stage:
+            for name, write in writers:
+                write_staged(write, stage, out_dir, name, kept)
+            manifest["files"] = {name: file_record(os.path.join(stage, name)) for name in DATA_FILES}
+            manifest["manifest_sha256"] = manifest_digest(manifest)
+            write_staged(lambda p: write_json_atomic(p, manifest), stage, out_dir, MANIFEST_FILE, kept)
+    return load_map(out_dir, bundle)
+
+
+def _manifest(bundle: Any, frames: FrameTable, seq_len: int, n_seq: int, dim: int, dtype: str, M: int,
+              ef_construction: int, seed: int, source: Optional[Dict[str, Any]], skipped: int) -> Dict[str, Any]:
+    """Every manifest field but the file records and the manifest's own checksum."""
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "created": datetime.datetime.utcnow().replace(microsecond=0).isoformat() + "Z",
         "seq_len": int(seq_len),
-        "dim": int(frame_descriptors.shape[1]),
+        "dim": int(dim),
         "space": SPACE,
         "counts": {
             "frames": len(frames),
-            "sequences": int(seq_frames.shape[0]),
-            "skipped_frames": int(skipped_frames),
+            "sequences": int(n_seq),
+            "skipped_frames": int(skipped),
             "positioned_frames": int(np.isfinite(frames.positions).all(axis=1).sum()),
         },
         "index": {"library": "hnswlib", "file": INDEX_FILE, "M": int(M), "ef_construction": int(ef_construction),
                   "random_seed": int(seed), "build_threads": 1},
-        "storage": {"sequence_dtype": str(stored.dtype), "frame_dtype": "float32"},
+        "storage": {"sequence_dtype": dtype, "frame_dtype": "float32"},
         "bundle": {
             "bundle_id": bundle.bundle_id,
             "path": bundle.path,
@@ -304,30 +336,20 @@ def write_map(
         "source": source or {},
         "tools": tool_versions(),
     }
-    with staged_directory(out_dir) as stage:
-        # the index holds exactly the vectors a reader gets from sequences.npy
-        build_hnsw(stored.astype(np.float32), M, ef_construction, seed).save_index(os.path.join(stage, INDEX_FILE))
-        np.save(os.path.join(stage, SEQUENCES_FILE), stored, allow_pickle=False)
-        np.save(os.path.join(stage, FRAME_DESCRIPTORS_FILE), frame_descriptors, allow_pickle=False)
-        np.save(os.path.join(stage, FRAME_POSITIONS_FILE), frames.positions, allow_pickle=False)
-        np.save(os.path.join(stage, SEQUENCE_FRAMES_FILE), seq_frames, allow_pickle=False)
-        np.save(os.path.join(stage, SEQUENCE_POSITIONS_FILE), centre_positions(frames.positions, seq_frames),
-                allow_pickle=False)
-        write_json_atomic(os.path.join(stage, FRAME_INFO_FILE), frames.to_json())
-        manifest["files"] = {name: file_record(os.path.join(stage, name)) for name in DATA_FILES}
-        write_json_atomic(os.path.join(stage, MANIFEST_FILE), manifest)
-    return load_map(out_dir, bundle)
 
 
-def refuse_overwrite(out_dir: str, force: bool) -> None:
-    """Called before the expensive part: a folder we may not replace, or cannot create, is refused now."""
-    ensure_parent_dir(out_dir)
-    if force or not os.path.exists(out_dir):
-        return
-    if not os.path.isdir(out_dir):
-        raise JistEdgeError("map output {} exists and is not a folder".format(out_dir))
-    if os.listdir(out_dir):
-        raise JistEdgeError("map output folder {} is not empty; pass --force to replace it".format(out_dir))
+def _save_index(index: Any, path: str) -> None:
+    """hnswlib writes with no error check: a disk that filled up meanwhile means a cut-off index."""
+    index.save_index(path)
+    check_complete(path)
+
+
+def refuse_overwrite(out_dir: str, force: bool) -> str:
+    """Called before the expensive part: the real folder to write, or a one-line refusal.
+
+    An existing map is replaced only with ``force``; a folder holding anything jist-edge
+    did not write, never (see jist_edge.outputs)."""
+    return claim_folder(out_dir, MAP_OUTPUT, force, option="map output")
 
 
 def validate_manifest(manifest: Dict[str, Any], where: str) -> None:
@@ -362,6 +384,8 @@ def validate_manifest(manifest: Dict[str, Any], where: str) -> None:
     for name in DATA_FILES:
         if name not in manifest["files"]:
             raise IntegrityError("{}: files does not list {}".format(where, name))
+    # last, so a re-signed edit still meets the checks above: M, ef_construction, the bundle id...
+    check_manifest_digest(manifest, where, "rebuild it with `jist-edge map build`")
 
 
 def _require_ints(obj: Dict[str, Any], keys: Sequence[str], where: str) -> None:

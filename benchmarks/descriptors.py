@@ -24,7 +24,7 @@ def _l2n(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def _drive_frames(rng: np.random.Generator, n_frames: int, dim: int, memory: float) -> np.ndarray:
+def drive_frames(rng: np.random.Generator, n_frames: int, dim: int, memory: float) -> np.ndarray:
     """One drive's frame descriptors: AR(1) walk with unit stationary variance, L2-normalized."""
     a = np.float32(np.exp(-1.0 / memory))
     noise = rng.standard_normal((n_frames, dim), dtype=np.float32) * np.float32(np.sqrt(1.0 - a * a))
@@ -60,7 +60,7 @@ class RouteDescriptors(object):
         done = 0
         while done < self.n:
             count = min(self.drive_len, self.n - done)
-            frames = _drive_frames(rng, count + self.seq_len - 1, self.dim, self.memory)
+            frames = drive_frames(rng, count + self.seq_len - 1, self.dim, self.memory)
             chunks.append(sliding_windows(frames, self.seq_len, self.p))
             self._drives.append((frames, done))
             done += count

@@ -137,7 +137,8 @@ class ReducedSearch(object):
     def __init__(self, index: Any, projection: np.ndarray, descriptors: Any, rerank: int = DEFAULT_RERANK) -> None:
         self.index = index
         self.projection = np.asarray(projection, dtype=np.float32)
-        self.descriptors = descriptors
+        self._mean, self._axes_t = self.projection[0], np.ascontiguousarray(self.projection[1:].T)
+        self.descriptors = np.asarray(descriptors)  # a plain view of a memory map: rows are read on demand
         self.rerank = max(1, int(rerank))
         self.count = int(descriptors.shape[0])
 
@@ -145,7 +146,8 @@ class ReducedSearch(object):
         k = int(k)
         wide = min(max(self.rerank, k), self.count)
         self.index.set_ef(max(int(ef), wide))
-        cand, _ = self.index.knn_query(project(queries, self.projection), k=wide, num_threads=int(threads))
+        reduced = (queries - self._mean) @ self._axes_t
+        cand, _ = self.index.knn_query(reduced, k=wide, num_threads=int(threads))
         ids = np.empty((queries.shape[0], k), dtype=np.int64)
         dists = np.empty((queries.shape[0], k), dtype=np.float32)
         for r in range(queries.shape[0]):

@@ -67,7 +67,11 @@ class ExactSearch(object):
 
     def __init__(self, database: np.ndarray) -> None:
         self.db = np.ascontiguousarray(database, dtype=np.float32)
-        self.db_sq = np.einsum("ij,ij->i", self.db.astype(np.float64), self.db.astype(np.float64))
+        self.db_sq = np.empty(self.db.shape[0], dtype=np.float64)
+        rows = max(1, _BLOCK_BYTES // (8 * max(1, self.db.shape[1])))
+        for start in range(0, self.db.shape[0], rows):  # in blocks: a million places need no 4 GB float64 copy
+            block = self.db[start:start + rows].astype(np.float64)
+            self.db_sq[start:start + rows] = np.einsum("ij,ij->i", block, block)
         self.db_sq32 = self.db_sq.astype(np.float32)
 
     def query(self, queries: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,6 @@ CSVs become local metres around an origin, and drives with different origins are
 around the first one. Lat/lon and easting/northing drives cannot be put in one frame
 without knowing the UTM zone, so they are refused.
 """
-import math
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -152,14 +151,15 @@ def to_frame(positions: np.ndarray, frame: Dict[str, Any], target: Optional[Dict
     """A drive's positions moved into ``target``: lat/lon local metres re-centred on the target's origin."""
     if target is None or frame.get("frame") != LATLON or list(frame["origin"]) == list(target["origin"]):
         return positions
-    from jist_edge.maps.positions import latlon_origin, latlon_to_local
+    from jist_edge.maps.positions import latlon_origin
 
     old = latlon_origin(*frame["origin"])
-    new = latlon_origin(*target["origin"])
+    lat0, lon0, meridian, parallel = latlon_origin(*target["origin"])
     out = np.array(positions, dtype=np.float64, copy=True)
-    for row in np.nonzero(np.isfinite(out).all(axis=1))[0]:
-        east, north = out[row]
-        lat = old[0] + math.degrees(north / old[2])
-        lon = old[1] + math.degrees(east / old[3])
-        out[row] = latlon_to_local(lat, lon, new)
+    known = np.isfinite(out).all(axis=1)
+    lat = old[0] + np.degrees(out[known, 1] / old[2])
+    lon = old[1] + np.degrees(out[known, 0] / old[3])
+    # the same local projection as positions.latlon_to_local, on arrays
+    out[known, 0] = np.radians((lon - lon0 + 180.0) % 360.0 - 180.0) * parallel
+    out[known, 1] = np.radians(lat - lat0) * meridian
     return out

@@ -7,14 +7,18 @@ only then lets numpy or hnswlib open anything.
 
 Layout of a map folder::
 
-    manifest.json            counts, dim, L, space, index params, bundle identity, checksums
+    manifest.json            counts, dim, L, space, index kind + params, drives, bundle identity, checksums
     index.hnsw               hnswlib index (space l2 = squared L2), labels = sequence ids
+    projection.npy           hnsw-pca maps only: float32 PCA mean + axes the index searches in (maps/index.py)
     sequences.npy            (S, D) float32 (or float16 with --fp16) sequence descriptors
     frame_descriptors.npy    (F, D) float32, one per encoded frame (rebuilds with another L)
     frame_positions.npy      (F, 2) float64 easting/northing in metres, NaN when unknown
     frame_info.json          per frame: source index, source name, timestamp
     sequence_frames.npy      (S, L) int64 rows into the frame table
     sequence_positions.npy   (S, 2) float64 centre position of each sequence, NaN when unknown
+
+Several drives (maps/drives.py) are stored one after the other; sequences are the windows
+inside each drive, so ``sequence_frames`` must equal the drives' windows (checked on load).
 """
 import datetime
 import os

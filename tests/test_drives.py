@@ -203,3 +203,4 @@ def test_eval_against_a_two_drive_map_at_another_length(tiny_bundle, routes, bot
     # queries are drive 2's own frames: every top-1 lies in drive 2 (ids past the first drive's at L=3)
     assert report["results"]["exact"]["recall"]["1"] == 100.0
     assert report["database"]["sequences"] == (N1 - 2) + (N2 - 2)
+    assert [d["sequences"] for d in report["database"]["drives"]] == [N1 - 2, N2 - 2]

@@ -203,6 +203,7 @@ def _score(bundle: Any, place_map: PlaceMap, q_route: EncodedRoute, seq_len: int
         "results": {},
         "timing": {},
     }  # type: Dict[str, Any]
+    report["database"]["drives"] = place_map.summary()["drives"]  # several drives: each with its own sequence ids
     missing = np.nonzero(~valid)[0]
     report["queries"].update({
         "evaluated": int(valid.sum()),

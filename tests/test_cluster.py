@@ -34,6 +34,8 @@ LONG = 900  # frames: long enough to find a worker busy with a shard and kill it
 
 @pytest.fixture(scope="module")
 def local_ray():
+    # on a busy 2-core machine the raylet can take longer than Ray's default 10 s to register
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()

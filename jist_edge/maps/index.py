@@ -148,19 +148,13 @@ class ReducedSearch(object):
         self.index.set_ef(max(int(ef), wide))
         reduced = (queries - self._mean) @ self._axes_t
         cand, _ = self.index.knn_query(reduced, k=wide, num_threads=int(threads))
-        ids = np.empty((queries.shape[0], k), dtype=np.int64)
-        dists = np.empty((queries.shape[0], k), dtype=np.float32)
-        for r in range(queries.shape[0]):
-            ids[r], dists[r] = self._rescore(queries[r], cand[r].astype(np.int64), k)
-        return ids, dists
-
-    def _rescore(self, query: np.ndarray, cand: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
-        order = np.argsort(cand)  # read the memory map in file order
-        rows = np.asarray(self.descriptors[cand[order]], dtype=np.float32)
-        diff = rows - query[None, :]
-        exact = np.einsum("ij,ij->i", diff, diff)
-        best = np.lexsort((cand[order], exact))[:k]  # ties to the lower id, as exact search
-        return cand[order][best], exact[best]
+        cand = cand.astype(np.int64)
+        # exact squared L2 of every candidate, all queries at once (a few numpy calls per batch)
+        rows = self.descriptors[cand.reshape(-1)].astype(np.float32).reshape(cand.shape + (-1,))
+        diff = rows - queries[:, None, :]
+        exact = np.einsum("nkd,nkd->nk", diff, diff)
+        best = np.lexsort((cand, exact))[:, :k]  # nearest first, ties to the lower id (as exact search)
+        return np.take_along_axis(cand, best, axis=1), np.take_along_axis(exact, best, axis=1)
 
 
 def check_reduced_index(index: Any, projection: np.ndarray, descriptors: Any, path: str) -> None:

@@ -139,3 +139,7 @@ def test_cli_build_with_pca_index(tiny_bundle, tmp_path):
     assert list(ids[:, 0]) == list(range(10))  # each stored place finds itself
     res = runner.invoke(main, ["map", "info", out])
     assert res.exit_code == 0 and "hnsw-pca" in res.output
+    res = runner.invoke(main, ["map", "build", "--model", tiny_bundle.path, "--images", str(tmp_path / "imgs"),
+                               "--index", "hnsw-pca", "--reduced-dim", "600", "--output", str(tmp_path / "m2")])
+    assert res.exit_code != 0 and "--reduced-dim 600 exceeds the model's 512-D" in res.output
+    assert not os.path.exists(str(tmp_path / "m2"))

@@ -15,7 +15,7 @@ import numpy as np
 from jist_edge.errors import BadFrame, JistEdgeError
 from jist_edge.maps import drives as drive_layout
 from jist_edge.maps.drives import Drive, as_drives  # noqa: F401  (Drive: for build_map callers)
-from jist_edge.maps.index import AUTO, DEFAULT_RERANK, DEFAULT_REDUCED_DIM, IndexSpec
+from jist_edge.maps.index import AUTO, DEFAULT_RERANK, DEFAULT_REDUCED_DIM, HNSW, IndexSpec
 from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED, FrameTable, PlaceMap, load_map, refuse_overwrite, write_map
 from jist_edge.maps.positions import frame_position, read_positions_frame
 from jist_edge.pipeline.preprocess import Preprocessor, check_frame
@@ -264,6 +264,8 @@ def build_map(
     if seq_len < 1:
         raise JistEdgeError("--seq-len must be at least 1, got {}".format(seq_len))
     spec = IndexSpec(index_kind, M, ef_construction, seed, reduced_dim, rerank)
+    if index_kind != HNSW and spec.reduced_dim > int(bundle.dim):
+        raise JistEdgeError("--reduced-dim {} exceeds the model's {}-D descriptors".format(spec.reduced_dim, bundle.dim))
     drives = as_drives(source_or_frames, positions)
     refuse_overwrite(out_dir, force)  # before the expensive part
     own = encoder is None

@@ -84,8 +84,27 @@ def test_cli_ray_option(tiny_bundle, route, local_ray, tmp_path):
     same_map_files(out, local.path)
 
 
+def _parent(pid):
+    try:
+        with open("/proc/{}/stat".format(pid)) as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _ours(pid):
+    """A process this test process started (Ray's raylet is our child, its workers the raylet's)."""
+    for _ in range(4):
+        pid = _parent(pid)
+        if pid == os.getpid():
+            return True
+        if pid <= 1:
+            return False
+    return False
+
+
 def _kill_first_busy_worker(stop, killed):
-    """Poll the process table for a Ray worker running encode_shard (its title) and SIGKILL it."""
+    """Poll the process table for one of our Ray workers running encode_shard (its title) and SIGKILL it."""
     while not stop.is_set():
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -95,7 +114,7 @@ def _kill_first_busy_worker(stop, killed):
                     title = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
             except OSError:
                 continue
-            if title.startswith("ray::encode_shard"):
+            if title.startswith("ray::encode_shard") and _ours(int(pid)):
                 os.kill(int(pid), signal.SIGKILL)
                 killed.append(int(pid))
                 return

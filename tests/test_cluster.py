@@ -20,20 +20,18 @@ from jist_edge.maps.build import build_map
 from jist_edge.maps.drives import Drive
 
 import map_routes
+from optional_imports import import_or_skip
 from test_drives import same_map_files
 
-try:
-    import ray
-except ImportError:  # pytest.importorskip(exc_type=...) needs pytest >= 8.2
-    ray = None
-
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(ray is None, reason="ray is not installed (pip install ray)")]
+pytestmark = pytest.mark.slow
 N = 45
 LONG = 900  # frames: long enough to find a worker busy with a shard and kill it
 
 
 @pytest.fixture(scope="module")
 def local_ray():
+    """A local Ray instance with two CPUs (tests using it skip where Ray is not installed)."""
+    ray = import_or_skip("ray")
     # Ray 2.60 gives its raylet a fixed 30 s to register; on a 2-core machine shared by many jobs that can
     # run out, so a failed start is tried again (twice) before the tests fail
     for attempt in range(3):

@@ -7,10 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+from optional_imports import import_or_skip
 
-torch = pytest.importorskip("torch", exc_type=ImportError)
-onnx = pytest.importorskip("onnx", exc_type=ImportError)
-ort = pytest.importorskip("onnxruntime", exc_type=ImportError)
+torch = import_or_skip("torch")
+onnx = import_or_skip("onnx")
+ort = import_or_skip("onnxruntime")
 
 from click.testing import CliRunner  # noqa: E402
 

@@ -138,6 +138,7 @@ class ReducedSearch(object):
         self.index = index
         self.projection = np.asarray(projection, dtype=np.float32)
         self._mean, self._axes_t = self.projection[0], np.ascontiguousarray(self.projection[1:].T)
+        advise_random(descriptors)
         self.descriptors = np.asarray(descriptors)  # a plain view of a memory map: rows are read on demand
         self.rerank = max(1, int(rerank))
         self.count = int(descriptors.shape[0])
@@ -155,6 +156,29 @@ class ReducedSearch(object):
         exact = np.einsum("nkd,nkd->nk", diff, diff)
         best = np.lexsort((cand, exact))[:, :k]  # nearest first, ties to the lower id (as exact search)
         return np.take_along_axis(cand, best, axis=1), np.take_along_axis(exact, best, axis=1)
+
+
+def advise_random(array: Any) -> bool:
+    """Tell the kernel a memory-mapped array is read at random rows (madvise MADV_RANDOM).
+
+    Without it every page fault reads ahead ~128 KB around the row, and a few hundred
+    queries page in most of the descriptor file (measured: 300 queries on a 100 MB file
+    left 98 MB resident). Through libc (``mmap.madvise`` needs Python 3.8); False where
+    that is not possible (not a memory map, not Linux)."""
+    if not isinstance(array, np.memmap) or not array.size:
+        return False
+    try:
+        import ctypes
+        import ctypes.util
+        import mmap
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        start = int(array.__array_interface__["data"][0])
+        aligned = start - start % mmap.PAGESIZE
+        length = array.nbytes + (start - aligned)
+        return libc.madvise(ctypes.c_void_p(aligned), ctypes.c_size_t(length), ctypes.c_int(1)) == 0  # MADV_RANDOM
+    except (OSError, AttributeError, TypeError):
+        return False
 
 
 def check_reduced_index(index: Any, projection: np.ndarray, descriptors: Any, path: str) -> None:

@@ -5,7 +5,7 @@ The question is what a 4 GB Jetson Nano can hold. For each map size and index ki
 
 - runtime memory: a fresh process (benchmarks/index_probe.py) opens the index the way the
   runtime does (hnsw: index + float32 descriptors in memory; hnsw-pca: reduced index +
-  projection + float16 descriptors memory-mapped), answers every query, and reports its
+  projection, candidate rows read from the float16 descriptor file), answers every query, and reports its
   resident set (total, anonymous, file-backed) and peak;
 - build time (all cores here; `map build` uses one thread to be byte-reproducible), cached on
   disk between runs because a million-place build takes many minutes on two cores;
@@ -79,7 +79,7 @@ def open_search(paths: Dict[str, Any], data: descriptors.RouteDescriptors, kind:
         projection = np.load(paths["projection"])
         index = hnswlib.Index(space=index_kinds.SPACE, dim=int(projection.shape[0] - 1))
         index.load_index(paths["index"], max_elements=data.n)
-        return index_kinds.ReducedSearch(index, projection, np.load(data.float16_path(), mmap_mode="r"), int(rerank))
+        return index_kinds.ReducedSearch(index, projection, index_kinds.RowReader(data.float16_path()), int(rerank))
     index = hnswlib.Index(space=index_kinds.SPACE, dim=data.dim)
     index.load_index(paths["index"], max_elements=data.n)
     return index_kinds.HnswSearch(index)
@@ -166,8 +166,8 @@ PLOT = "index_kinds.png"
 def markdown(section: Dict[str, Any]) -> List[str]:
     lines = ["", "### Index kinds up to {:,} places".format(max(r["n"] for r in section["rows"])), "",
              "Runtime memory of a fresh process holding the index as the runtime does (hnsw: index + float32 "
-             "descriptors in memory; hnsw-pca: {}-D PCA index + float16 descriptors memory-mapped, re-ranking "
-             "the best {}), after {} queries; single-query times at ef={} interleaved between the kinds; "
+             "descriptors in memory; hnsw-pca: {}-D PCA index, the best {} candidates re-ranked with rows read "
+             "from the float16 descriptor file), after {} queries; single-query times at ef={} interleaved between the kinds; "
              "agreement = top-1 equal to exact float32 search. Builds on {} threads, cached between runs."
              .format(index_kinds.DEFAULT_REDUCED_DIM, index_kinds.DEFAULT_RERANK, section["rows"][0]["runtime"]["queries"],
                      section["ef"], section["build_threads"]), "",

@@ -43,7 +43,7 @@ def main() -> None:
         projection = np.load(args.projection)
         index = hnswlib.Index(space=index_kinds.SPACE, dim=int(projection.shape[0] - 1))
         index.load_index(args.index, max_elements=args.count)
-        search = index_kinds.ReducedSearch(index, projection, np.load(args.descriptors, mmap_mode="r"), args.rerank)
+        search = index_kinds.ReducedSearch(index, projection, index_kinds.RowReader(args.descriptors), args.rerank)
     else:  # the runtime holds the float32 descriptors in memory beside the index
         held = np.load(args.descriptors).astype(np.float32)
         index = hnswlib.Index(space=index_kinds.SPACE, dim=args.dim)

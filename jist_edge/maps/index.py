@@ -10,6 +10,7 @@ descriptors never have to be resident.
 
 Both build deterministically (fixed seed, one thread), so a map's files are byte-reproducible.
 """
+import os
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -127,10 +128,44 @@ class HnswSearch(object):
         return labels.astype(np.int64), dists.astype(np.float32)
 
 
+class RowReader(object):
+    """Rows of a (verified) 2-D .npy file read with pread: only the rows asked for are read, and they
+    land in the kernel's page cache, not in this process's memory. A memory map would do the same
+    reads, but every page it touches (and the pages around it) counts in the process's RSS: 300
+    queries on a 100k map left 100 MB of a 100 MB file resident."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = -1
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            shape, fortran, dtype = (np.lib.format.read_array_header_1_0(handle) if version == (1, 0)
+                                     else np.lib.format.read_array_header_2_0(handle))
+            self.offset = handle.tell()
+        if len(shape) != 2 or fortran:
+            raise IntegrityError("{} is not a 2-D C-order array".format(path))
+        self.shape, self.dtype = tuple(int(v) for v in shape), np.dtype(dtype)
+        self.row_bytes = self.shape[1] * self.dtype.itemsize
+        self.fd = os.open(path, os.O_RDONLY)
+        self._pread = os.pread
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        data = b"".join(self._pread(self.fd, self.row_bytes, self.offset + int(i) * self.row_bytes) for i in ids)
+        return np.frombuffer(data, dtype=self.dtype).reshape(len(ids), self.shape[1])
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class ReducedSearch(object):
     """hnswlib over PCA-reduced vectors, then exact squared L2 over the ``rerank`` best candidates.
 
-    ``descriptors`` may be a float16 memory map: only candidate rows are read."""
+    ``descriptors``: a RowReader over the float16 descriptor file (only candidate rows are read,
+    nothing is kept in memory), or an array."""
 
     kind = HNSW_PCA
 
@@ -138,8 +173,7 @@ class ReducedSearch(object):
         self.index = index
         self.projection = np.asarray(projection, dtype=np.float32)
         self._mean, self._axes_t = self.projection[0], np.ascontiguousarray(self.projection[1:].T)
-        advise_random(descriptors)
-        self.descriptors = np.asarray(descriptors)  # a plain view of a memory map: rows are read on demand
+        self.descriptors = descriptors if isinstance(descriptors, RowReader) else np.asarray(descriptors)
         self.rerank = max(1, int(rerank))
         self.count = int(descriptors.shape[0])
 
@@ -151,34 +185,13 @@ class ReducedSearch(object):
         cand, _ = self.index.knn_query(reduced, k=wide, num_threads=int(threads))
         cand = cand.astype(np.int64)
         # exact squared L2 of every candidate, all queries at once (a few numpy calls per batch)
-        rows = self.descriptors[cand.reshape(-1)].astype(np.float32).reshape(cand.shape + (-1,))
+        flat = cand.reshape(-1)
+        found = self.descriptors.rows(flat) if isinstance(self.descriptors, RowReader) else self.descriptors[flat]
+        rows = found.astype(np.float32).reshape(cand.shape + (-1,))
         diff = rows - queries[:, None, :]
         exact = np.einsum("nkd,nkd->nk", diff, diff)
         best = np.lexsort((cand, exact))[:, :k]  # nearest first, ties to the lower id (as exact search)
         return np.take_along_axis(cand, best, axis=1), np.take_along_axis(exact, best, axis=1)
-
-
-def advise_random(array: Any) -> bool:
-    """Tell the kernel a memory-mapped array is read at random rows (madvise MADV_RANDOM).
-
-    Without it every page fault reads ahead ~128 KB around the row, and a few hundred
-    queries page in most of the descriptor file (measured: 300 queries on a 100 MB file
-    left 98 MB resident). Through libc (``mmap.madvise`` needs Python 3.8); False where
-    that is not possible (not a memory map, not Linux)."""
-    if not isinstance(array, np.memmap) or not array.size:
-        return False
-    try:
-        import ctypes
-        import ctypes.util
-        import mmap
-
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        start = int(array.__array_interface__["data"][0])
-        aligned = start - start % mmap.PAGESIZE
-        length = array.nbytes + (start - aligned)
-        return libc.madvise(ctypes.c_void_p(aligned), ctypes.c_size_t(length), ctypes.c_int(1)) == 0  # MADV_RANDOM
-    except (OSError, AttributeError, TypeError):
-        return False
 
 
 def check_reduced_index(index: Any, projection: np.ndarray, descriptors: Any, path: str) -> None:

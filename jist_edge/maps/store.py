@@ -217,7 +217,8 @@ class PlaceMap(object):
         """What the matcher queries: hnswlib, or hnswlib over PCA + exact re-ranking (index kind)."""
         if self._search is None:
             if self.index_kind == index_kinds.HNSW_PCA:
-                self._search = index_kinds.ReducedSearch(self.hnsw_index(), self.projection(), self.descriptors,
+                rows = index_kinds.RowReader(os.path.join(self.path, SEQUENCES_FILE))  # verified by load_map
+                self._search = index_kinds.ReducedSearch(self.hnsw_index(), self.projection(), rows,
                                                          int(self.manifest["index"]["rerank"]))
             else:
                 self._search = index_kinds.HnswSearch(self.hnsw_index())

@@ -181,7 +181,6 @@ class PlaceMap(object):
         if not 0 <= int(seq_id) < self.count:
             raise JistEdgeError("sequence id {} is outside the map (0..{})".format(seq_id, self.count - 1))
         out = []
-        drive = int(self.drive_of(int(seq_id)))
         for row in self.sequence_frames[int(seq_id)]:
             row = int(row)
             pos = self.frames.positions[row]
@@ -191,7 +190,6 @@ class PlaceMap(object):
                 "name": self.frames.names[row],
                 "timestamp": self.frames.timestamps[row],
                 "position": None if np.isnan(pos).any() else [float(pos[0]), float(pos[1])],
-                "drive": drive,
             })
         return out
 

@@ -105,7 +105,11 @@ class Localizer(object):
 
     @classmethod
     def open(cls, model_dir: str, map_dir: str, **options: Any) -> "Localizer":
-        """Verify the bundle and the map (and that they belong together), then open the encoder."""
+        """Verify the bundle and the map (and that they belong together), then open the encoder.
+
+        Options: backend ("auto", "onnxruntime", "tensorrt"), precision ("auto", "fp32", "fp16",
+        "int8", "best"; see `jist-edge run --help`), cache_dir (engines and the CPU INT8 model,
+        default <workspace>/engines), top_k, ef, exact; an option the backend cannot honour is refused."""
         from jist_edge.maps.store import load_map
 
         bundle = load_bundle(os.path.expanduser(model_dir))
@@ -157,6 +161,8 @@ class Localizer(object):
         from jist_edge.stream.sources import open_source
 
         own = isinstance(source, str)
+        # csi://: nvvidconv scales to the model's input size in hardware (scale_to=None: full frames)
+        source_options.setdefault("scale_to", (self.bundle.width, self.bundle.height))
         src = open_source(source, realtime=realtime, **source_options) if own else source
         emitted = 0
         try:

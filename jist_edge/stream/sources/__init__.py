@@ -7,7 +7,7 @@ what is skipped). A live source (camera, CSI, RTSP) that stops delivering frames
 reopened with exponential backoff (see .live); a file that ends is a clean end.
 """
 import os
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 from jist_edge.errors import JistEdgeError
 from jist_edge.stream.sources.base import FrameSource, SkipCallback
@@ -16,8 +16,8 @@ from jist_edge.stream.sources.live import (DEFAULT_BACKOFF_MAX_S, DEFAULT_BACKOF
                                            LiveCaptureSource, call_with_timeout, camera_name, camera_opener,
                                            csi_opener, redact_url, rtsp_opener)
 from jist_edge.stream.sources.video import VideoFileSource
-from jist_edge.stream.uri import (CSI_DEFAULTS, VIDEO_EXTENSIONS, csi_pipeline, gstreamer_missing_message,
-                                  opencv_has_gstreamer, parse_source_uri)
+from jist_edge.stream.uri import (VIDEO_EXTENSIONS, csi_capture, gstreamer_missing_message, opencv_has_gstreamer,
+                                  parse_source_uri)
 
 __all__ = ["FrameSource", "ImageFolderSource", "VideoFileSource", "LiveCaptureSource", "open_source",
            "call_with_timeout", "jpeg_is_truncated", "redact_url", "SkipCallback"]
@@ -27,13 +27,15 @@ def open_source(uri: Union[str, int], realtime: bool = False, max_retries: int =
                 height: Optional[int] = None, fps: Optional[float] = None, flip: Optional[int] = None,
                 stride: int = 1, backoff_s: float = DEFAULT_BACKOFF_S, backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
                 open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S,
-                on_skip: Optional[SkipCallback] = None) -> FrameSource:
+                on_skip: Optional[SkipCallback] = None, scale_to: Optional[Tuple[int, int]] = None) -> FrameSource:
     """Open what a URI names (see jist_edge.stream.uri); raises JistEdgeError naming it when it cannot.
 
     width/height/fps set a camera's capture mode; ``fps`` also gives an image folder
     its frame rate (timestamps, --realtime pacing). ``flip`` is nvvidconv's
     flip-method 0-7: in the pipeline for csi://, in software elsewhere. ``realtime``
-    is recorded on the source for jist_edge.stream.capture.iter_frames."""
+    is recorded on the source for jist_edge.stream.capture.iter_frames. ``scale_to`` (w, h):
+    csi:// frames are scaled to about this size by nvvidconv in hardware (the Localizer
+    passes the model's input size); other sources ignore it."""
     if int(stride) < 1:
         raise JistEdgeError("stride must be 1 or more, got {}".format(stride))
     if flip is not None and not 0 <= int(flip) <= 7:
@@ -57,15 +59,9 @@ def open_source(uri: Union[str, int], realtime: bool = False, max_retries: int =
     elif spec.kind == "csi":
         if not opencv_has_gstreamer():
             raise JistEdgeError(gstreamer_missing_message(spec.uri))
-        opts = dict(CSI_DEFAULTS)
-        opts.update(spec.options)
-        opts.update({k: int(v) for k, v in (("width", width), ("height", height), ("fps", fps), ("flip", flip))
-                     if v is not None})
-        pipeline = csi_pipeline(spec.device, opts["width"], opts["height"], opts["fps"], opts["flip"])
-        name = "csi://{}".format(spec.device)
-        source = LiveCaptureSource(name, csi_opener(spec, pipeline),
-                                   description="CSI camera {} ({}x{} at {} fps)".format(
-                                       spec.device, opts["width"], opts["height"], opts["fps"]), **live_opts)
+        pipeline, description = csi_capture(spec, dict(width=width, height=height, fps=fps, flip=flip), scale_to)
+        source = LiveCaptureSource("csi://{}".format(spec.device), csi_opener(spec, pipeline),
+                                   description=description, **live_opts)
     else:
         shown = redact_url(spec.path)
         source = LiveCaptureSource(shown, rtsp_opener(spec.path, open_timeout_s), flip=flip,

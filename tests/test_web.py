@@ -463,3 +463,21 @@ def test_demo_keeps_serving_the_finished_query_run_until_ctrl_c(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_a_map_of_several_drives_is_drawn_as_one_line_per_drive(tiny_bundle, route, tmp_path):
+    from jist_edge.maps.build import build_map
+    from jist_edge.maps.merge import merge_maps
+    from jist_edge.stream.web_state import map_payload
+
+    data, place_map = route
+    second = build_map(tiny_bundle, data["queries"], str(tmp_path / "second"), positions=data["queries_positions"])
+    merged = merge_maps([place_map.path, second.path], str(tmp_path / "merged"))
+    bounds = [int(b) for b in merged.drive_bounds]
+    payload = map_payload(merged, max_points=20)  # thinned: every few places, and each drive's last one
+    assert [d["first"] for d in payload["drives"]] == bounds[:-1] and len(payload["drives"]) == 2
+    for drive, first, end in zip(payload["drives"], bounds[:-1], bounds[1:]):
+        assert drive["count"] == end - first
+        assert drive["points"][0] == list(merged.sequence_positions[first])
+        assert drive["points"][-1] == list(merged.sequence_positions[end - 1])
+        assert len(drive["points"]) < drive["count"]

@@ -178,6 +178,11 @@ def markdown(result: Dict[str, Any], plots: List[str], plot_note: Optional[str])
                   _ratio(pipe["overhead_over_encode"]), pipe["memory"]["peak_rss_mb"], pipe["memory"]["torch_imported"],
                   _gpu_text(pipe["memory"]["gpu"])), ""]
 
+    if "serve" in result:
+        from jist_edge.benchmarks.serve import markdown_lines
+
+        lines += markdown_lines(result["serve"])
+
     lines += ["## Encoder latency (batch 1)", "", "| input | encoder | p50 / p95 / p99 ms | FPS | time / {} |".format(
         result["encoders"]["sizes"][0]["baseline"]), "|---|---|---|---|---|"]
     for size in result["encoders"]["sizes"]:

@@ -2,18 +2,17 @@
 
 Sections: encoder latency per backend and input size, streaming vs re-encoding,
 sequence length, matching vs map size, the runtime's per-stage latency and memory
-(in a fresh process), then the paper-claims table built from those measurements.
+(in a fresh process), the cost of the live web view (run --serve, also in a fresh
+process), then the paper-claims table built from those measurements.
 """
 import datetime
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from jist_edge.benchmarks import bundles, claims, encoders, machine, matching
+from jist_edge.benchmarks import bundles, claims, encoders, machine, matching, serve
 from jist_edge.benchmarks.memory import gpu_memory, peak_rss_mb
 from jist_edge.bundle import load_bundle
 from jist_edge.errors import JistEdgeError
@@ -31,6 +30,7 @@ MODES = {
         "pipeline_runs": 15, "pipeline_warmup": 5, "pipeline_map_frames": 20,
         "precision_rounds": 6, "precision_budget_s": 8.0, "tuning_rounds": 0, "tuning_budget_s": 0.0,
         "e2e_runs": 10, "capture_frames": 30,
+        "serve_rounds": 3, "serve_frames": 8, "serve_clip_frames": 24,
     },
     "default": {
         "img_size": (480, 640), "extra_img_sizes": [(240, 320)], "encoder_rounds": 20, "encoder_budget_s": 40.0,
@@ -44,6 +44,7 @@ MODES = {
         "precision_rounds": 20, "precision_budget_s": 40.0, "tuning_rounds": 10, "tuning_budget_s": 120.0,
         "e2e_runs": 40,
         "capture_frames": 100,
+        "serve_rounds": 10, "serve_frames": 30, "serve_clip_frames": 60,
     },
 }
 
@@ -135,6 +136,10 @@ def run_bench(cfg: Dict[str, Any], cache_dir: str, model: Optional[str] = None, 
     result["pipeline"] = _pipeline(main_bundle, map_dir, names[0], cfg, log)
     durations["pipeline"] = time.perf_counter() - t
 
+    t = time.perf_counter()
+    result["serve"] = serve.bench(main_bundle, map_dir, names[0], cfg, log)
+    durations["serve"] = time.perf_counter() - t
+
     result["memory"] = {"bench_process_peak_rss_mb": peak_rss_mb(), "gpu": gpu_memory()}
     durations["total"] = time.perf_counter() - started
     result["durations_s"] = durations
@@ -201,18 +206,11 @@ def _pipeline(bundle: Any, map_dir: Optional[str], backend: str, cfg: Dict[str, 
                 cfg["pipeline_map_frames"])
             log("pipeline: building a map from a {}-frame synthetic database pass".format(cfg["pipeline_map_frames"]))
             map_dir = pipeline.make_map(bundle, os.path.join(work, "map"), cfg["pipeline_map_frames"], size)
-        out = os.path.join(work, "pipeline.json")
         log("pipeline: {} frames through the runtime in a fresh process ({} warm-up)".format(
             cfg["pipeline_runs"], cfg["pipeline_warmup"]))
-        cmd = [sys.executable, "-m", "jist_edge.benchmarks.pipeline", "--bundle", bundle.path, "--map", map_dir,
-               "--video", video, "--backend", runtime_backend, "--runs", str(cfg["pipeline_runs"]),
-               "--warmup", str(cfg["pipeline_warmup"]), "--out", out]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        output = proc.communicate()[0].decode("utf-8", "replace")
-        if proc.returncode != 0:
-            raise JistEdgeError("the pipeline benchmark process failed: {}".format(output.strip().splitlines()[-1:]))
-        with open(out) as handle:
-            result = json.load(handle)
+        result = pipeline.run_fresh("jist_edge.benchmarks.pipeline", [
+            "--bundle", bundle.path, "--map", map_dir, "--video", video, "--backend", runtime_backend,
+            "--runs", str(cfg["pipeline_runs"]), "--warmup", str(cfg["pipeline_warmup"])], "pipeline benchmark")
     result["map"]["source"] = map_source
     st = result["stages"]
     for stage in ("decode", "preprocess", "encode", "seqgem", "match", "end_to_end"):

@@ -234,11 +234,25 @@ def test_pipeline_section_ran_the_runtime_in_a_fresh_process(bench_run):
     assert set(p["overhead_over_encode"]) == RATIO_KEYS
 
 
+def test_serve_section_alternated_the_three_ways_with_viewers_receiving(bench_run):
+    s = bench_run["result"]["serve"]
+    assert s["ways"] == ["off", "serve_no_viewers", "serve_2_viewers"] and s["viewers"] == 2
+    assert all(st["n"] == s["rounds"] for st in s["ms_per_frame"].values())
+    for ratios in (s["ratio_to_off"], s["cpu_ratio_to_off"]):  # wall time and process CPU time
+        assert set(ratios) == {"serve_no_viewers", "serve_2_viewers"}
+        assert all(set(r) == RATIO_KEYS and r["n"] == s["rounds"] for r in ratios.values())
+    assert s["viewer_sessions"] == 2 * s["rounds"]  # each viewer got a frame before each of its rounds
+    assert set(s["view_threads_cpu_share"]) == {"serve_no_viewers", "serve_2_viewers"}
+    assert all(st["n"] == s["rounds"] for st in s["view_threads_cpu_ms_per_frame"].values())
+    assert s["viewer_fps_median"] >= 0
+    assert "## Live web view (run --serve)" in open(bench_run["written"]["markdown"]).read()
+
+
 def test_claims_read_measured_keys(bench_run):
     r = bench_run["result"]
     ids = [c["id"] for c in r["claims"]]
     assert ids == ["descriptor_size", "faster_matching", "ann_viable", "city_scale", "faster_inference",
-                   "real_time_nano", "int8_cpu_encoder", "sequence_length_robust"]
+                   "real_time_nano", "int8_cpu_encoder", "sequence_length_robust", "live_view_overhead"]
     for c in r["claims"]:
         assert c["value"] == pytest.approx(float(claims.lookup(r, c["key"])))
         for name, key in c["related_keys"].items():

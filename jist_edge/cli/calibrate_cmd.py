@@ -56,6 +56,10 @@ def command(bundle: Optional[str], calibration: str, frames: int, seed: int, qdq
         count = min(route_frames, route_set.total)
         route_set.indices = sorted(set(int(i) for i in np.linspace(0, route_set.total - 1, count)))
         db, q = fidelity.split_route(route_set.array(), model.seq_len)
+        for name, frame_set in (("calibration", calib), ("route", route_set)):
+            if frame_set.skipped:
+                warn("{} of {} selected {} frames of {} could not be read and were skipped".format(
+                    frame_set.skipped, len(frame_set), name, frame_set.source))
         variants = {"int8-qdq": fidelity.ort_encoder(out)}
         if fp16:
             try:

@@ -26,6 +26,7 @@ import numpy as np
 from jist_edge import __version__
 from jist_edge.errors import IntegrityError, JistEdgeError
 from jist_edge.fileio import ensure_parent_dir, file_record, read_json, staged_directory, verify_files, write_json_atomic
+from jist_edge.maps.index_check import check_hnsw_index
 
 FORMAT = "jist-edge-map"
 FORMAT_VERSION = 1
@@ -175,7 +176,7 @@ class PlaceMap(object):
     def hnsw_index(self) -> Any:
         """The hnswlib index, opened once; its files were verified by ``load_map``."""
         if self._index is None:
-            self._index = open_hnsw(self.index_path, self.dim, self.count, self.descriptors)
+            self._index = open_hnsw(self.index_path, self.dim, self.count, self.descriptors, checked=True)
         return self._index
 
     def summary(self) -> Dict[str, Any]:
@@ -207,9 +208,15 @@ class PlaceMap(object):
         }
 
 
-def open_hnsw(path: str, dim: int, count: int, descriptors: Optional[np.ndarray] = None) -> Any:
-    """Load a (verified) index and check that it holds what the manifest says."""
+def open_hnsw(path: str, dim: int, count: int, descriptors: Optional[np.ndarray] = None,
+              checked: bool = False) -> Any:
+    """Load a (verified) index and check that it holds what the manifest says.
+
+    Its structure is checked first (maps.index_check) unless ``checked`` says load_map did."""
     import hnswlib
+
+    if not checked:
+        check_hnsw_index(path, dim, count)
 
     index = hnswlib.Index(space=SPACE, dim=int(dim))
     try:
@@ -274,7 +281,7 @@ def write_map(
             sequences.shape, (seq_frames.shape[0], frame_descriptors.shape[1])))
     stored = sequences.astype(np.float16 if fp16 else np.float32)
     if fp16 and not np.isfinite(stored).all():
-        raise JistEdgeError("--fp16: sequence descriptors overflow float16; build the map without --fp16")
+        raise JistEdgeError("sequence descriptors overflow float16: build the map without fp16 (--fp16)")
     refuse_overwrite(out_dir, force)
     manifest = {
         "format": FORMAT,
@@ -414,6 +421,9 @@ def load_map(path: str, bundle: Any = None, seq_len: Optional[int] = None) -> Pl
         raise IntegrityError("map frame table {} is malformed: {}".format(os.path.join(path, FRAME_INFO_FILE), exc))
     if n_seq and (seq_frames.min() < 0 or seq_frames.max() >= n_frames):
         raise IntegrityError("map {}: sequence frame rows point outside the frame table".format(path))
+    # a re-signed file can still hold links hnswlib would follow out of bounds (a segfault)
+    check_hnsw_index(os.path.join(path, INDEX_FILE), dim, n_seq, manifest["index"]["M"],
+                     manifest["index"]["ef_construction"])
     return PlaceMap(path, manifest, descriptors, frames, seq_frames, seq_positions, frame_descriptors)
 
 

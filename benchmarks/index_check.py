@@ -1,0 +1,106 @@
+"""What the hnswlib structure check (jist_edge.maps.index_check) costs, next to the sha256
+that load_map already computes over the same file, at 100k and 1M places.
+
+Indexes are built once with small vectors (the build is what takes time; the check reads
+the link structure and the labels) and then re-embedded at the map's real 512-D by writing
+zero vectors into a copy of the file: same graph, real file size and page layout. Timings
+are interleaved (check, sha256, check, ...) and reported as medians and as a ratio.
+
+    python -m jist_edge.benchmarks.index_check --sizes 100000 1000000 --cache /tmp/idx
+"""
+import argparse
+import json
+import os
+import statistics
+import time
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+
+from jist_edge.fileio import sha256_file
+from jist_edge.maps.index_check import HEADER, check_hnsw_index
+from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED, build_hnsw
+
+BUILD_DIM = 16
+
+
+def built_index(cache: str, n: int, dim: int = BUILD_DIM) -> str:
+    """An hnswlib index of n random dim-D vectors (built once, cached by size)."""
+    path = os.path.join(cache, "hnsw-{}x{}.bin".format(n, dim))
+    if not os.path.exists(path):
+        data = np.random.RandomState(0).rand(n, dim).astype(np.float32)
+        started = time.perf_counter()
+        build_hnsw(data, DEFAULT_M, DEFAULT_EF_CONSTRUCTION, DEFAULT_SEED).save_index(path + ".tmp")
+        os.replace(path + ".tmp", path)
+        print("built {} in {:.0f} s".format(path, time.perf_counter() - started))
+    return path
+
+
+def reembed(src: str, dim: int, dst: str, chunk: int = 100000) -> str:
+    """The same graph with ``dim``-D zero vectors: header offsets, level-0 rows and the tail rewritten."""
+    if os.path.exists(dst):
+        return dst
+    raw = np.memmap(src, dtype=np.uint8, mode="r")
+    head = np.frombuffer(raw[:HEADER.itemsize].tobytes(), dtype=HEADER).copy()
+    n, size, links = int(head["count"][0]), int(head["size_data_per_element"][0]), int(head["offset_data"][0])
+    label = int(head["label_offset"][0])
+    new_size = links + 4 * dim + 8
+    head["label_offset"], head["size_data_per_element"] = links + 4 * dim, new_size
+    with open(dst + ".tmp", "wb") as out:
+        out.write(head.tobytes())
+        rows = np.ndarray((n, size), dtype=np.uint8, buffer=raw, offset=HEADER.itemsize)
+        for start in range(0, n, chunk):
+            part = rows[start:start + chunk]
+            block = np.zeros((len(part), new_size), dtype=np.uint8)
+            block[:, :links] = part[:, :links]
+            block[:, -8:] = part[:, label:label + 8]
+            out.write(block.tobytes())
+        out.write(raw[HEADER.itemsize + n * size:].tobytes())
+    os.replace(dst + ".tmp", dst)
+    return dst
+
+
+def time_check(path: str, dim: int, n: int, rounds: int) -> Dict[str, Any]:
+    """Interleaved: structure check, then sha256 of the same file, ``rounds`` times."""
+    check_s, sha_s = [], []  # type: List[float], List[float]
+    sha256_file(path)  # warm the page cache once
+    for _ in range(rounds):
+        t = time.perf_counter()
+        info = check_hnsw_index(path, dim, n, DEFAULT_M, DEFAULT_EF_CONSTRUCTION)
+        check_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        sha256_file(path)
+        sha_s.append(time.perf_counter() - t)
+    return {
+        "places": n, "dim": dim, "bytes": os.path.getsize(path), "levels": info["levels"], "rounds": rounds,
+        "check_s_median": statistics.median(check_s), "check_s_max": max(check_s),
+        "sha256_s_median": statistics.median(sha_s),
+        "check_over_sha256": statistics.median([c / s for c, s in zip(check_s, sha_s)]),
+    }
+
+
+def main(argv: Sequence[str] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100000, 1000000])
+    parser.add_argument("--dims", type=int, nargs="+", default=[BUILD_DIM, 512])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cache", default="/tmp/jist-edge-index-check")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    os.makedirs(args.cache, exist_ok=True)
+    rows = []
+    for n in args.sizes:
+        base = built_index(args.cache, n)
+        for dim in args.dims:
+            path = base if dim == BUILD_DIM else reembed(base, dim, os.path.join(args.cache, "hnsw-{}x{}.bin".format(n, dim)))
+            row = time_check(path, dim, n, args.rounds)
+            print("{places:>8} places {dim:>4}-D {mb:8.1f} MB: check {check_s_median:.3f} s (max {check_s_max:.3f}), "
+                  "sha256 {sha256_s_median:.3f} s, check/sha256 {check_over_sha256:.2f}".format(mb=row["bytes"] / 1e6, **row))
+            rows.append(row)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()

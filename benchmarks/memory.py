@@ -5,13 +5,14 @@ getrusage). On Linux the peak can be reset (``/proc/self/clear_refs``), so one p
 can measure the peak of each section; where that is impossible the peak covers the
 whole process so far and the result says so.
 """
+import json
 import os
 import re
 import resource
 import shutil
 import subprocess
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 _STATUS = "/proc/self/status"
 
@@ -78,6 +79,21 @@ class PeakRss(object):
             "peak_growth_mb": max(0.0, peak - self._before),
             "section_isolated": bool(self._isolated),
         }
+
+
+def run_fresh_process(module: str, args: Sequence[str], out: str, what: str) -> Dict[str, Any]:
+    """``python -m module args`` in a fresh process, so its memory is the runtime's alone; its JSON result.
+
+    The module writes its result to ``out``; a failure raises JistEdgeError with its last line."""
+    from jist_edge.errors import JistEdgeError
+
+    proc = subprocess.Popen([sys.executable, "-m", module] + list(args) + ["--out", out], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    output = proc.communicate()[0].decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise JistEdgeError("the {} process failed: {}".format(what, output.strip().splitlines()[-1:]))
+    with open(out) as handle:
+        return json.load(handle)
 
 
 def gpu_memory() -> Dict[str, Any]:

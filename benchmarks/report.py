@@ -3,6 +3,7 @@ import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from jist_edge.benchmarks.machine import one_line
+from jist_edge.benchmarks.soak import markdown as soak_markdown
 from jist_edge.fileio import write_bytes_atomic, write_json_atomic
 
 HARDWARE_NOTE = ("Absolute times hold only for the hardware stated above (and the load on it while the bench "
@@ -161,6 +162,8 @@ def markdown(result: Dict[str, Any], plots: List[str], plot_note: Optional[str])
               "runtime process: {:.0f} MiB (torch imported: {}). GPU memory: {}.".format(
                   _ratio(pipe["overhead_over_encode"]), pipe["memory"]["peak_rss_mb"], pipe["memory"]["torch_imported"],
                   _gpu_text(pipe["memory"]["gpu"])), ""]
+    if "soak" in result:
+        lines += soak_markdown(result["soak"])
 
     lines += ["## Encoder latency (batch 1)", "", "| input | encoder | p50 / p95 / p99 ms | FPS | time / {} |".format(
         result["encoders"]["sizes"][0]["baseline"]), "|---|---|---|---|---|"]

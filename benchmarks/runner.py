@@ -2,19 +2,18 @@
 
 Sections: encoder latency per backend and input size, streaming vs re-encoding,
 sequence length, matching vs map size, the runtime's per-stage latency and memory
-(in a fresh process), then the paper-claims table built from those measurements.
+(in a fresh process), a memory soak (fresh process), then the paper-claims table built
+from those measurements.
 """
 import datetime
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from jist_edge.benchmarks import bundles, claims, encoders, machine, matching
-from jist_edge.benchmarks.memory import gpu_memory, peak_rss_mb
+from jist_edge.benchmarks import bundles, claims, encoders, machine, matching, soak
+from jist_edge.benchmarks.memory import gpu_memory, peak_rss_mb, run_fresh_process
 from jist_edge.bundle import load_bundle
 from jist_edge.errors import JistEdgeError
 
@@ -27,7 +26,7 @@ MODES = {
         "seq_lens": [3, 5], "streaming_rounds": 4, "streaming_budget_s": 6.0,
         "test_seq_lens": [1, 3, 5, 10], "seq_map_size": 1000, "seq_queries": 50, "seq_runs": 30,
         "map_sizes": [1000, 5000], "efs": [16, 64], "queries": 50, "dim_sizes": [2000],
-        "pipeline_runs": 15, "pipeline_warmup": 5, "pipeline_map_frames": 20,
+        "pipeline_runs": 15, "pipeline_warmup": 5, "pipeline_map_frames": 20, "soak_frames": 300,
     },
     "default": {
         "img_size": (480, 640), "extra_img_sizes": [(240, 320)], "encoder_rounds": 20, "encoder_budget_s": 40.0,
@@ -35,7 +34,7 @@ MODES = {
         "test_seq_lens": [1, 2, 3, 5, 7, 10, 15, 20], "seq_map_size": 5000, "seq_queries": 300, "seq_runs": 200,
         "map_sizes": [1000, 10000, 100000], "efs": [16, 32, 64, 128, 256], "queries": 300,
         "dim_sizes": [10000, 100000],
-        "pipeline_runs": 60, "pipeline_warmup": 10, "pipeline_map_frames": 60,
+        "pipeline_runs": 60, "pipeline_warmup": 10, "pipeline_map_frames": 60, "soak_frames": 5000,
     },
 }
 
@@ -117,6 +116,11 @@ def run_bench(cfg: Dict[str, Any], cache_dir: str, model: Optional[str] = None, 
     result["pipeline"] = _pipeline(main_bundle, map_dir, names[0], cfg, log)
     durations["pipeline"] = time.perf_counter() - t
 
+    t = time.perf_counter()
+    result["soak"] = soak.bench(main_bundle, names[0] if not names[0].startswith("torch-") else "auto",
+                                cfg["soak_frames"], log)
+    durations["soak"] = time.perf_counter() - t
+
     result["memory"] = {"bench_process_peak_rss_mb": peak_rss_mb(), "gpu": gpu_memory()}
     durations["total"] = time.perf_counter() - started
     result["durations_s"] = durations
@@ -161,15 +165,9 @@ def _pipeline(bundle: Any, map_dir: Optional[str], backend: str, cfg: Dict[str, 
         out = os.path.join(work, "pipeline.json")
         log("pipeline: {} frames through the runtime in a fresh process ({} warm-up)".format(
             cfg["pipeline_runs"], cfg["pipeline_warmup"]))
-        cmd = [sys.executable, "-m", "jist_edge.benchmarks.pipeline", "--bundle", bundle.path, "--map", map_dir,
-               "--video", video, "--backend", runtime_backend, "--runs", str(cfg["pipeline_runs"]),
-               "--warmup", str(cfg["pipeline_warmup"]), "--out", out]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        output = proc.communicate()[0].decode("utf-8", "replace")
-        if proc.returncode != 0:
-            raise JistEdgeError("the pipeline benchmark process failed: {}".format(output.strip().splitlines()[-1:]))
-        with open(out) as handle:
-            result = json.load(handle)
+        result = run_fresh_process("jist_edge.benchmarks.pipeline", [
+            "--bundle", bundle.path, "--map", map_dir, "--video", video, "--backend", runtime_backend,
+            "--runs", str(cfg["pipeline_runs"]), "--warmup", str(cfg["pipeline_warmup"])], out, "pipeline benchmark")
     result["map"]["source"] = map_source
     st = result["stages"]
     for stage in ("decode", "preprocess", "encode", "seqgem", "match", "end_to_end"):

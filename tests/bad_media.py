@@ -22,6 +22,13 @@ def bomb_png(width: int = 40000, height: int = 40000) -> bytes:
             + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 1000000, 9)) + _png_chunk(b"IEND", b""))
 
 
+def bomb_bmp(width: int = 40000, height: int = 40000) -> bytes:
+    """A 24-bit BMP header declaring width x height pixels, followed by 64 bytes of pixels."""
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    pixels = bytes(64)
+    return b"BM" + struct.pack("<IHHI", 14 + len(info) + len(pixels), 0, 0, 14 + len(info)) + info + pixels
+
+
 def mjpg_frame_offsets(data: bytes):
     """Byte offsets of every frame's JPEG (SOI right after its '00dc' chunk header) in an MJPG .avi."""
     out, at = [], data.find(b"00dc")

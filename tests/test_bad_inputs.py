@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 import pytest
 
-from bad_media import (IndexFile, bomb_png, damage_mjpg_frame, index_path, insert_junk_packet, resign_map)
+from bad_media import (IndexFile, bomb_bmp, bomb_png, damage_mjpg_frame, index_path, insert_junk_packet,
+                       resign_map)
 from video_files import frame_image, write_mjpg_avi
 
 from jist_edge.errors import IntegrityError, JistEdgeError
@@ -232,37 +233,45 @@ def _route_with(tmp_path, extra):
     return folder
 
 
-def test_image_bomb_is_skipped_by_map_build_and_run(route, tmp_path):
-    """A 1 KB PNG declaring 40000 x 40000 pixels. Before: cv2.error traceback in both commands."""
-    folder = _route_with(tmp_path, {"frame0005b.png": bomb_png()})
+BOMBS = {"frame0005b.png": bomb_png(),  # refused from its header, before OpenCV allocates anything
+         "frame0008b.bmp": bomb_bmp(),  # OpenCV's own limit: cv2.error, now that file's problem only
+         "frame0010b.png": bomb_png(20000, 10000)}  # under OpenCV's limit: it would allocate 600 MB
+
+
+def test_image_bombs_are_skipped_by_map_build_and_run(route, tmp_path):
+    """1 KB files declaring 1.6 and 0.2 gigapixels. Before: cv2.error traceback in both commands."""
+    folder = _route_with(tmp_path, BOMBS)
     build = jist("map", "build", "--model", route["model"], "--images", folder, "--output", tmp_path / "m",
                  "--quiet")
     assert build.returncode == 0, build.stderr
     assert not NATIVE.search(build.stderr), build.stderr
-    assert re.search(r"frames skipped\s+1\b", build.stdout) and "CV_IO_MAX_IMAGE_PIXELS" in build.stderr
+    assert re.search(r"frames skipped\s+3\b", build.stdout), build.stdout
+    assert "frame0005b.png: declares 40000x40000 pixels" in build.stderr
+    assert "frame0008b.bmp: OpenCV cannot decode it: pixels <= CV_IO_MAX_IMAGE_PIXELS" in build.stderr
+    assert "frame0010b.png: declares 20000x10000 pixels" in build.stderr
     run = jist("run", "--model", route["model"], "--map", tmp_path / "m", "--images", folder,
                "--output", tmp_path / "o.jsonl")
     assert run.returncode == 0, run.stderr
     assert not NATIVE.search(run.stderr), run.stderr
-    assert re.search(r"frames 12 .*\n.*skipped 1\b", run.stdout), run.stdout
+    assert re.search(r"frames 12 .*\n.*skipped 3\b", run.stdout), run.stdout
     assert len(open(str(tmp_path / "o.jsonl")).read().splitlines()) == 12
 
 
 @pytest.mark.slow
-def test_image_bomb_is_skipped_by_calibrate(route, tmp_path):
-    folder = _route_with(tmp_path, {"frame0005b.png": bomb_png()})
-    proc = jist("calibrate", route["model"], "--calibration", folder, "--frames", "13", "--route-frames", "13",
+def test_image_bombs_are_skipped_by_calibrate(route, tmp_path):
+    folder = _route_with(tmp_path, BOMBS)
+    proc = jist("calibrate", route["model"], "--calibration", folder, "--frames", "15", "--route-frames", "15",
                 "--no-fp16", "--report", tmp_path / "r.json", timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert "1 of 13 selected calibration frames" in proc.stderr and not NATIVE.search(proc.stderr), proc.stderr
-    assert json.loads(open(str(tmp_path / "r.json")).read())["calibration"]["frames"] == 13
+    assert "3 of 15 selected calibration frames" in proc.stderr and not NATIVE.search(proc.stderr), proc.stderr
+    assert json.loads(open(str(tmp_path / "r.json")).read())["calibration"]["frames"] == 15
 
 
 def test_calibration_set_skips_unreadable_frames_instead_of_aborting(tiny_bundle, tmp_path):
     """Before: 'calibration image ... cannot be read' / 'calibration video ended before frame 0'."""
     from jist_edge.calibration.dataset import open_calibration_set
 
-    folder = _route_with(tmp_path, {"frame0003b.png": bomb_png(), "frame0007b.jpg": b"\xff\xd8 not a jpeg"})
+    folder = _route_with(tmp_path, {"frame0003b.bmp": bomb_bmp(), "frame0007b.jpg": b"\xff\xd8 not a jpeg"})
     images = open_calibration_set(folder, tiny_bundle, frames=100)
     assert len(images) == 14 and images.array().shape[0] == 12 and images.skipped == 2
     video = write_mjpg_avi(str(tmp_path / "v.avi"), 20, width=96, height=64)

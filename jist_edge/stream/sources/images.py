@@ -1,7 +1,8 @@
 """An image folder as a frame source: files in name order, bad files skipped and counted."""
 import os
 import stat
-from typing import Dict, Iterator, Optional
+import struct
+from typing import Dict, Iterator, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -12,6 +13,10 @@ from jist_edge.stream.frame import Frame, opencv_reason
 from jist_edge.stream.native_stderr import damage, decoder_messages
 from jist_edge.stream.sources.base import FrameSource, SkipCallback
 from jist_edge.stream.uri import IMAGE_EXTENSIONS
+
+
+# A frame larger than this is refused before decoding (a 12000 x 11000 panorama still passes).
+MAX_FRAME_PIXELS = 1 << 27
 
 
 class ImageFolderSource(FrameSource):
@@ -94,6 +99,12 @@ class ImageFolderSource(FrameSource):
             # official pipeline) refuses it. Refuse it too.
             self._skip(index, name, "truncated JPEG")
             return None
+        size = declared_size(data)
+        if size and size[0] * size[1] > MAX_FRAME_PIXELS:
+            # OpenCV would allocate it all (up to 2**30 pixels, 3 GB): more than a Jetson Nano has
+            self._skip(index, name, "declares {}x{} pixels, more than {:.0f} megapixels".format(
+                size[1], size[0], MAX_FRAME_PIXELS / 1e6))
+            return None
         flags = cv2.IMREAD_COLOR | getattr(cv2, "IMREAD_IGNORE_ORIENTATION", 0)
         try:
             with decoder_messages() as messages:
@@ -124,6 +135,29 @@ def _entry_problem(path: str) -> Optional[str]:
         return "folder"
     if not stat.S_ISREG(mode):
         return "not a regular file"
+    return None
+
+
+_JPEG_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers (not DHT, JPG, DAC)
+
+
+def declared_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """(height, width) a PNG or JPEG header declares, read before any decoding; None for other formats."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return height, width
+    if data[:2] != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 9 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in _JPEG_SOF:
+            height, width = struct.unpack(">HH", data[at + 5:at + 9])
+            return height, width
+        at += 2 + struct.unpack(">H", data[at + 2:at + 4])[0]
     return None
 
 

@@ -6,7 +6,7 @@ the link structure and the labels) and then re-embedded at the map's real 512-D 
 zero vectors into a copy of the file: same graph, real file size and page layout. Timings
 are interleaved (check, sha256, check, ...) and reported as medians and as a ratio.
 
-    python -m jist_edge.benchmarks.index_check --sizes 100000 1000000 --cache /tmp/idx
+    python -m jist_edge.benchmarks.index_check --sizes 100000 1000000 --cache /tmp/idx [--ef-construction 40 --threads 2]
 """
 import argparse
 import json
@@ -19,18 +19,27 @@ import numpy as np
 
 from jist_edge.fileio import sha256_file
 from jist_edge.maps.index_check import HEADER, check_hnsw_index
-from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED, build_hnsw
+from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED
 
 BUILD_DIM = 16
 
 
-def built_index(cache: str, n: int, dim: int = BUILD_DIM) -> str:
-    """An hnswlib index of n random dim-D vectors (built once, cached by size)."""
-    path = os.path.join(cache, "hnsw-{}x{}.bin".format(n, dim))
+def built_index(cache: str, n: int, ef_construction: int, threads: int, dim: int = BUILD_DIM) -> str:
+    """An hnswlib index of n random dim-D vectors at M=16 (built once, cached by size and ef_construction).
+
+    ef_construction changes which neighbours are chosen, not how many or the level of any
+    element, so a cheaper build has the same structure to check."""
+    path = os.path.join(cache, "hnsw-{}x{}{}.bin".format(
+        n, dim, "" if ef_construction == DEFAULT_EF_CONSTRUCTION else "-efc{}".format(ef_construction)))
     if not os.path.exists(path):
+        import hnswlib
+
         data = np.random.RandomState(0).rand(n, dim).astype(np.float32)
         started = time.perf_counter()
-        build_hnsw(data, DEFAULT_M, DEFAULT_EF_CONSTRUCTION, DEFAULT_SEED).save_index(path + ".tmp")
+        index = hnswlib.Index(space="l2", dim=dim)
+        index.init_index(max_elements=n, ef_construction=ef_construction, M=DEFAULT_M, random_seed=DEFAULT_SEED)
+        index.add_items(data, np.arange(n), num_threads=threads)
+        index.save_index(path + ".tmp")
         os.replace(path + ".tmp", path)
         print("built {} in {:.0f} s".format(path, time.perf_counter() - started))
     return path
@@ -60,13 +69,13 @@ def reembed(src: str, dim: int, dst: str, chunk: int = 100000) -> str:
     return dst
 
 
-def time_check(path: str, dim: int, n: int, rounds: int) -> Dict[str, Any]:
+def time_check(path: str, dim: int, n: int, rounds: int, ef_construction: int) -> Dict[str, Any]:
     """Interleaved: structure check, then sha256 of the same file, ``rounds`` times."""
     check_s, sha_s = [], []  # type: List[float], List[float]
     sha256_file(path)  # warm the page cache once
     for _ in range(rounds):
         t = time.perf_counter()
-        info = check_hnsw_index(path, dim, n, DEFAULT_M, DEFAULT_EF_CONSTRUCTION)
+        info = check_hnsw_index(path, dim, n, DEFAULT_M, ef_construction)
         check_s.append(time.perf_counter() - t)
         t = time.perf_counter()
         sha256_file(path)
@@ -84,16 +93,18 @@ def main(argv: Sequence[str] = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100000, 1000000])
     parser.add_argument("--dims", type=int, nargs="+", default=[BUILD_DIM, 512])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--ef-construction", type=int, default=DEFAULT_EF_CONSTRUCTION)
+    parser.add_argument("--threads", type=int, default=1, help="build threads (the build need not be reproducible)")
     parser.add_argument("--cache", default="/tmp/jist-edge-index-check")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     os.makedirs(args.cache, exist_ok=True)
     rows = []
     for n in args.sizes:
-        base = built_index(args.cache, n)
+        base = built_index(args.cache, n, args.ef_construction, args.threads)
         for dim in args.dims:
             path = base if dim == BUILD_DIM else reembed(base, dim, os.path.join(args.cache, "hnsw-{}x{}.bin".format(n, dim)))
-            row = time_check(path, dim, n, args.rounds)
+            row = time_check(path, dim, n, args.rounds, args.ef_construction)
             print("{places:>8} places {dim:>4}-D {mb:8.1f} MB: check {check_s_median:.3f} s (max {check_s_max:.3f}), "
                   "sha256 {sha256_s_median:.3f} s, check/sha256 {check_over_sha256:.2f}".format(mb=row["bytes"] / 1e6, **row))
             rows.append(row)

@@ -72,12 +72,17 @@ def insert_junk_packet(path: str, before_frame: int) -> None:
 
 
 def resign_map(map_dir: str) -> None:
-    """Recompute every file's size and sha256 in the manifest, as write_map does (an attacker can too)."""
+    """Recompute every file's size and sha256 in the manifest (and its own checksum, where maps have one),
+    as write_map does: anyone who edits a shared map can."""
     manifest_path = os.path.join(map_dir, MANIFEST_FILE)
     with open(manifest_path) as handle:
         manifest = json.load(handle)
     for name in manifest["files"]:
         manifest["files"][name] = file_record(os.path.join(map_dir, name))
+    if "manifest_sha256" in manifest:  # the map manifest's own checksum (issue 10, the files half)
+        from jist_edge.fileio import manifest_digest
+
+        manifest["manifest_sha256"] = manifest_digest(manifest)
     write_json_atomic(manifest_path, manifest)
 
 

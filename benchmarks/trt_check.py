@@ -19,49 +19,54 @@ import numpy as np
 from jist_edge.benchmarks.timing import summarize
 
 
-def check_precision(bundle, precision: str, cache_dir: str, calibration: Any, runs: int) -> Dict[str, Any]:
-    from jist_edge.engines import build as engine_build
+def _measure(encoder: Any, bundle, runs: int) -> Dict[str, Any]:
+    """Descriptors of 8 random frames against ONNX Runtime FP32 on the CPU, then batch-1 timing."""
     from jist_edge.backends.onnxruntime_backend import OrtEncoder
-    from jist_edge.backends.tensorrt_backend import TensorRTEncoder
-    from jist_edge.engines import cache as engine_cache
-    from jist_edge.engines import runner as trt
 
-    source = None
-    if precision == "int8":
-        from jist_edge.cli.engine_cmd import _int8_source
-        source = _int8_source(bundle, calibration, 256, cache_dir)
+    rng = np.random.RandomState(0)
+    frames = rng.standard_normal((8, 3, bundle.height, bundle.width)).astype(np.float32)
+    got = encoder.encode(frames)
+    want = OrtEncoder(bundle.encoder_path, providers=["CPUExecutionProvider"]).encode(frames)
+    cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    one = frames[:1]
+    for _ in range(10):
+        encoder.encode(one)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        encoder.encode(one)
+        times.append((time.perf_counter() - t) * 1000.0)
+    stats = summarize(times)
+    return {"max_abs_diff": float(np.abs(got - want).max()), "cosine_min": float(cos.min()),
+            "p50_ms": stats["p50_ms"], "p95_ms": stats["p95_ms"], "fps": 1000.0 / stats["p50_ms"]}
+
+
+def check_precision(bundle, precision: str, cache_dir: str, calibration: Any, runs: int) -> Dict[str, Any]:
+    from jist_edge.backends.tensorrt_backend import open_engine
+    from jist_edge.engines import build as engine_build
+    from jist_edge.engines import cache as engine_cache
+    from jist_edge.engines.cuda_device import CudaDevice
+    from jist_edge.engines.int8_source import int8_source
+
+    source = int8_source(bundle, calibration, 256, cache_dir) if precision == "int8" else None
     started = time.perf_counter()
     path, header = engine_build.build(bundle, "encoder", precision, cache_dir=cache_dir, int8_source=source,
                                       log=lambda m: print(m, file=sys.stderr))
     build_s = time.perf_counter() - started
-    device = trt.CudaDevice()
-    encoder = TensorRTEncoder(engine_cache.load_engine_bytes(path, {k: header[k] for k in engine_cache.IDENTITY_FIELDS}),
-                              header, device=device)
+    data = engine_cache.load_engine(path, {k: header[k] for k in engine_cache.IDENTITY_FIELDS})[0]
+    encoder = open_engine(data, header, CudaDevice())  # closes the device if it fails
     try:
-        rng = np.random.RandomState(0)
-        frames = rng.standard_normal((8, 3, bundle.height, bundle.width)).astype(np.float32)
-        got = encoder.encode(frames)
-        want = OrtEncoder(bundle.encoder_path, providers=["CPUExecutionProvider"]).encode(frames)
-        cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
-        one = frames[:1]
-        for _ in range(10):
-            encoder.encode(one)
-        times = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            encoder.encode(one)
-            times.append((time.perf_counter() - t) * 1000.0)
+        result = _measure(encoder, bundle, runs)
         memory = encoder.describe()
     finally:
         encoder.close()
-    stats = summarize(times)
-    return {
-        "precision": header["precision"], "engine": path, "build_s": round(build_s, 1),
-        "max_abs_diff": float(np.abs(got - want).max()), "cosine_min": float(cos.min()),
-        "p50_ms": stats["p50_ms"], "p95_ms": stats["p95_ms"], "fps": 1000.0 / stats["p50_ms"], "fp32_layers": len(header.get("fp32_layers", [])),
+    result.update({
+        "precision": header["precision"], "typing": header["typing"], "engine": path, "build_s": round(build_s, 1),
+        "fp32_layers": len(header.get("fp32_layers", [])),
         "engine_device_memory_bytes": memory.get("engine_device_memory_bytes"),
         "api": memory.get("api"), "tensorrt": header["tensorrt"], "gpu": header["gpu"],
-    }
+    })
+    return result
 
 
 def main(argv: Any = None) -> int:
@@ -77,13 +82,13 @@ def main(argv: Any = None) -> int:
 
     from jist_edge import workspace
 
-    from jist_edge.engines import runner as trt
     from jist_edge.bundle import load_bundle
+    from jist_edge.engines import probe
     from jist_edge.errors import JistEdgeError
 
     try:
         bundle = load_bundle(args.bundle or workspace.model_dir())
-        info = trt.platform_info()
+        info = probe.platform_info()
         precisions = ["fp16"]
         if info["fast_int8"] and args.calibration:
             precisions.append("int8")
@@ -92,8 +97,8 @@ def main(argv: Any = None) -> int:
     except JistEdgeError as exc:
         print("error: {}".format(exc), file=sys.stderr)
         return 2
-    print("{} (sm {}), TensorRT {}, fast FP16 {}, fast INT8 {}; bundle {} at {}x{}{}".format(
-        info["gpu"], info["compute_capability"], info["tensorrt"], info["fast_fp16"], info["fast_int8"],
+    print("{} (sm {}), TensorRT {} ({}ly typed), fast FP16 {}, fast INT8 {}; bundle {} at {}x{}{}".format(
+        info["gpu"], info["compute_capability"], info["tensorrt"], info["typing"], info["fast_fp16"], info["fast_int8"],
         bundle.bundle_id, bundle.height, bundle.width, " (random weights)" if bundle.random_init else ""))
     print("{:<9} {:>9} {:>12} {:>10} {:>8} {:>8} {:>7}".format(
         "precision", "build s", "max |diff|", "cos min", "p50 ms", "p95 ms", "FPS"))

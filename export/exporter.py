@@ -4,12 +4,13 @@ Nothing reaches ``out_dir`` until both graphs are exported and have passed the p
 checks; ``jist_edge.bundle.write_bundle`` then swaps the finished folder in atomically
 and refuses to replace a different bundle unless ``force``.
 """
+import contextlib
 import os
 import platform
 import shutil
 import tempfile
 import time
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 
@@ -93,67 +94,68 @@ def export_bundle(
     ``progress(step, index, total)`` is called as each of STEPS starts. ``out_dir`` is
     left as it was on any error.
     """
-    report = progress or _no_progress
     opset = DEFAULT_OPSET if opset is None else int(opset)
     exporter_description(opset)  # validates the opset before any work
     _validate(img_size, seq_len)
     refuse_overwrite(out_dir, None, force)  # a non-bundle folder is refused before any work
     height, width = int(img_size[0]), int(img_size[1])
-    timings = {}  # type: Dict[str, float]
-    started = time.perf_counter()
+    steps = _Steps(progress or _no_progress)
 
-    def step(index: int) -> float:
-        report(STEPS[index], index + 1, len(STEPS))
-        return time.perf_counter()
-
-    t = step(0)
-    model, record = prepare_model(checkpoint, random_init, seed, gem_p, seqgem_p)
-    timings["build_model_s"] = time.perf_counter() - t
-
+    with steps.timed(0, "build_model_s"):
+        model, record = prepare_model(checkpoint, random_init, seed, gem_p, seqgem_p)
     staging = tempfile.mkdtemp(prefix="jist-edge-export-")
     try:
-        enc_path = os.path.join(staging, ENCODER_FILE)
-        seq_path = os.path.join(staging, SEQUENCE_FILE)
-        frames, sequences = example_inputs(height, width, seq_len)
-
-        t = step(1)
-        written = export_onnx(FrameEncoder(model), frames, enc_path, "frames", "descriptors", "N", opset)
-        timings["export_encoder_s"] = time.perf_counter() - t
-
-        t = step(2)
-        export_onnx(SequenceEncoder(model, seq_len, height, width), sequences, seq_path, "sequences", "descriptors", "B", opset)
-        timings["export_sequence_s"] = time.perf_counter() - t
-
-        t = step(3)
-        parity = check_parity(model, enc_path, seq_path, height, width, seq_len, seed=seed)
-        timings["parity_s"] = time.perf_counter() - t
-
-        t = step(4)
+        files, written, parity = _export_and_check(model, staging, height, width, seq_len, opset, seed, steps)
+        steps.start(4)
+        steps.seconds["total_before_write_s"] = time.perf_counter() - steps.started
         manifest = make_manifest(
-            height=height,
-            width=width,
-            seq_len=seq_len,
-            dim=DESCRIPTOR_DIM,
-            gem_p=model.gem_p,
-            seqgem_p=model.seqgem_p,
-            opset=opset,
-            random_init=bool(random_init),
-            tools=tool_versions(opset),
-            seed=int(seed) if random_init else None,
-            checkpoint=record,
-            parity=parity,
+            height=height, width=width, seq_len=seq_len, dim=DESCRIPTOR_DIM, gem_p=model.gem_p,
+            seqgem_p=model.seqgem_p, opset=opset, random_init=bool(random_init), tools=tool_versions(opset),
+            seed=int(seed) if random_init else None, checkpoint=record, parity=parity,
             seqgem_eps=model.seq_gem.eps,
         )
         if random_init:
             manifest["warning"] = RANDOM_WARNING
-        timings["total_before_write_s"] = time.perf_counter() - started
-        manifest["export"] = {
-            "seconds": {k: round(v, 3) for k, v in timings.items()},
-            "onnx_ir_version": written["ir_version"],
-        }
-        bundle = write_bundle(out_dir, {ENCODER_FILE: enc_path, SEQUENCE_FILE: seq_path}, manifest, force)
+        manifest["export"] = {"seconds": {k: round(v, 3) for k, v in steps.seconds.items()},
+                              "onnx_ir_version": written["ir_version"]}
+        bundle = write_bundle(out_dir, files, manifest, force)
     except OSError as exc:  # disk full, permissions: one line, the output folder as it was
         raise JistEdgeError("export to {} failed: {}".format(out_dir, exc))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return bundle
+
+
+class _Steps(object):
+    """Reports each step of STEPS as it starts and keeps how long the timed ones took."""
+
+    def __init__(self, report: Progress) -> None:
+        self.report = report
+        self.started = time.perf_counter()
+        self.seconds = {}  # type: Dict[str, float]
+
+    def start(self, index: int) -> None:
+        self.report(STEPS[index], index + 1, len(STEPS))
+
+    @contextlib.contextmanager
+    def timed(self, index: int, key: str) -> Iterator[None]:
+        self.start(index)
+        t = time.perf_counter()
+        yield
+        self.seconds[key] = time.perf_counter() - t
+
+
+def _export_and_check(model: JistModel, staging: str, height: int, width: int, seq_len: int, opset: int, seed: int,
+                      steps: _Steps) -> Tuple[Dict[str, str], Dict[str, Any], Dict[str, Any]]:
+    """Both graphs into ``staging``, then the parity checks against torch (raises when they fail)."""
+    enc_path = os.path.join(staging, ENCODER_FILE)
+    seq_path = os.path.join(staging, SEQUENCE_FILE)
+    frames, sequences = example_inputs(height, width, seq_len)
+    with steps.timed(1, "export_encoder_s"):
+        written = export_onnx(FrameEncoder(model), frames, enc_path, "frames", "descriptors", "N", opset)
+    with steps.timed(2, "export_sequence_s"):
+        export_onnx(SequenceEncoder(model, seq_len, height, width), sequences, seq_path, "sequences", "descriptors",
+                    "B", opset)
+    with steps.timed(3, "parity_s"):
+        parity = check_parity(model, enc_path, seq_path, height, width, seq_len, seed=seed)
+    return {ENCODER_FILE: enc_path, SEQUENCE_FILE: seq_path}, written, parity

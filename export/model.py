@@ -14,7 +14,7 @@ GeM and SeqGeM are written as means over H,W and over time: the same math as the
 official ``avg_pool2d``/``avg_pool1d`` with a full-size kernel, but without a kernel
 size frozen at trace time, so exported graphs keep dynamic shapes.
 """
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -83,8 +83,11 @@ class L2Norm(nn.Module):
         return x / x.norm(p=2.0, dim=self.dim, keepdim=True).clamp_min(L2_EPS)
 
 
-class GeM(nn.Module):
-    """Generalized mean over H,W with a learnable exponent (shape [1], as in CosPlace)."""
+class _PowerMean(nn.Module):
+    """Generalized mean ``(mean(max(x, eps) ** p)) ** (1/p)`` over ``dims``, learnable p (shape [1])."""
+
+    dims = (-1,)  # type: Tuple[int, ...]
+    keepdim = False
 
     def __init__(self, p: float = DEFAULT_P, eps: float = GEM_EPS) -> None:
         super().__init__()
@@ -92,8 +95,14 @@ class GeM(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = x.clamp(min=self.eps).pow(self.p).mean(dim=(-2, -1), keepdim=True)
-        return pooled.pow(1.0 / self.p)
+        return x.clamp(min=self.eps).pow(self.p).mean(dim=self.dims, keepdim=self.keepdim).pow(1.0 / self.p)
+
+
+class GeM(_PowerMean):
+    """Over H,W, as in CosPlace; a mean over H,W is the same math as its avg_pool2d and keeps shapes dynamic."""
+
+    dims = (-2, -1)
+    keepdim = True
 
 
 class Flatten(nn.Module):
@@ -103,16 +112,13 @@ class Flatten(nn.Module):
         return torch.flatten(x, 1)
 
 
-class SeqGeM(nn.Module):
-    """Generalized mean over the time axis of (B, L, D); any L >= 1, order-invariant."""
+class SeqGeM(_PowerMean):
+    """Over the time axis of (B, L, D); any L >= 1, order-invariant."""
+
+    dims = (1,)
 
     def __init__(self, p: float = DEFAULT_P, eps: float = SEQGEM_EPS) -> None:
-        super().__init__()
-        self.p = nn.Parameter(torch.ones(1) * p)
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp(min=self.eps).pow(self.p).mean(dim=1).pow(1.0 / self.p)
+        super().__init__(p, eps)
 
 
 class GeoLocalizationNet(nn.Module):

@@ -58,18 +58,28 @@ def _probe_onnxruntime() -> Dict[str, Any]:
 
 
 def _probe_tensorrt() -> Dict[str, Any]:
-    info = {}  # type: Dict[str, Any]
     try:
         import tensorrt
-        info.update(installed=True, version=str(tensorrt.__version__))
     except ImportError as exc:
-        return {"installed": False, "reason": str(exc)}
+        return tensorrt_report(None, str(exc))
+    return tensorrt_report(str(tensorrt.__version__))
+
+
+def tensorrt_report(version: Optional[str], reason: str = "") -> Dict[str, Any]:
+    """What jist-edge would do with this TensorRT: typing path, execution API, INT8 method."""
+    from jist_edge.engines import policy as trt_policy
+
+    if version is None:
+        return {"installed": False, "reason": reason, "path": "none (TensorRT is absent)"}
+    info = {"installed": True, "version": version}  # type: Dict[str, Any]
     try:
-        from jist_edge.engines import policy as trt_policy
-        info["api"] = trt_policy.api_for_version(info["version"])
-        info["int8_method"] = trt_policy.int8_method_for_version(info["version"])
+        info["typing"] = trt_policy.typing_for_version(version)
+        info["api"] = trt_policy.api_for_version(version)
+        info["int8_method"] = trt_policy.int8_method_for_version(version)
+        info["path"] = trt_policy.typing_description(version)
     except Exception as exc:  # an unsupported version is a finding, not a crash
         info["api"] = "unsupported: {}".format(exc)
+        info["path"] = "none ({})".format(exc)
     return info
 
 
@@ -92,8 +102,8 @@ def _probe_gpu(tensorrt_ok: bool, pycuda_ok: bool) -> Dict[str, Any]:
     if not (tensorrt_ok and pycuda_ok):
         return {"probed": False, "reason": "needs tensorrt and pycuda"}
     try:
-        from jist_edge.engines import runner as trt
-        info = trt.platform_info()
+        from jist_edge.engines import probe
+        info = probe.platform_info()
     except Exception as exc:
         return {"probed": False, "reason": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
     info["probed"] = True
@@ -179,6 +189,7 @@ def rows(report: Dict[str, Any]) -> List[Tuple[str, str]]:
                                        " [" + ", ".join(ort.get("providers", [])) + "]")),
         ("TensorRT", state(trt_info) + ("" if not trt_info.get("installed") else
                                         " ({})".format(trt_info.get("api")))),
+        ("TensorRT path", trt_info.get("path", "?")),
         ("CUDA", "pycuda not installed ({})".format(cuda.get("reason", "?")) if not cuda.get("pycuda") else
          "build {} / driver {}".format(cuda.get("cuda_build", "?"), cuda.get("cuda_driver", "?"))),
         ("GPU", "not probed ({})".format(gpu.get("reason")) if not gpu.get("probed") else

@@ -10,6 +10,8 @@ from typing import Callable
 
 import pytest
 
+from optional_imports import import_or_skip
+
 # The test machines have 2 cores shared by several jobs: torch's default of one spinning
 # thread per core is ~10x slower there than one thread. Set before torch is imported.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -20,8 +22,8 @@ TINY_SEQ_LEN = 5
 
 
 def _export(folder: str, seed: int, size):
-    pytest.importorskip("torch", exc_type=ImportError)
-    pytest.importorskip("onnx", exc_type=ImportError)
+    import_or_skip("torch")
+    import_or_skip("onnx")
     from jist_edge.export.exporter import export_bundle
 
     return export_bundle(folder, random_init=True, seed=seed, img_size=size, seq_len=TINY_SEQ_LEN)
@@ -42,7 +44,7 @@ def alt_bundle(tmp_path_factory):
 @pytest.fixture(scope="session")
 def reference_model() -> Callable:
     """bundle -> the torch JistModel its random weights came from (rebuilt from seed and p)."""
-    pytest.importorskip("torch", exc_type=ImportError)
+    import_or_skip("torch")
     from jist_edge.export.model import build_model
 
     def build(bundle):

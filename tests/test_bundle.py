@@ -3,6 +3,7 @@ import json
 import os
 
 import pytest
+from optional_imports import import_or_skip
 
 from jist_edge.bundle import load_bundle
 from jist_edge.errors import IntegrityError, JistEdgeError
@@ -27,7 +28,7 @@ def test_untouched_copy_loads(bundle_copy, tiny_bundle):
 
 
 def test_corrupt_onnx_is_refused_by_checksum_not_by_onnxruntime(bundle_copy):
-    ort = pytest.importorskip("onnxruntime", exc_type=ImportError)
+    ort = import_or_skip("onnxruntime")
     path = os.path.join(bundle_copy, "encoder.onnx")
     data = _read(path)
     _replace(path, b"\x00garbage" * 8 + data[64:])

@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+from optional_imports import import_or_skip
 
 from jist_edge.calibration import cache as ccache
 from jist_edge.calibration import dataset
@@ -170,7 +171,7 @@ def test_qdq_encoder_fidelity(tiny_bundle, tmp_path):
 def test_fp16_emulation_fidelity(tiny_bundle):
     from jist_edge.calibration import fidelity
 
-    pytest.importorskip("torch", exc_type=ImportError)
+    import_or_skip("torch")
     pre = Preprocessor.for_bundle(tiny_bundle)
     h, w = tiny_bundle.height, tiny_bundle.width
     db = pre.batch(route_frames(12, height=h, width=w, seed=6))

@@ -5,8 +5,9 @@ import pickle
 
 import numpy as np
 import pytest
+from optional_imports import import_or_skip
 
-torch = pytest.importorskip("torch", exc_type=ImportError)
+torch = import_or_skip("torch")
 
 from click.testing import CliRunner  # noqa: E402
 

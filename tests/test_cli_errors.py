@@ -3,13 +3,14 @@ and nothing good replaced by something half-written. Real bundle, real map, real
 import os
 
 import pytest
+from optional_imports import import_or_skip
 from click.testing import CliRunner
 
 from jist_edge.cli import main
 
 from map_routes import positions, route_frames, write_images
 
-pytest.importorskip("torch", exc_type=ImportError)
+import_or_skip("torch")
 
 
 @pytest.fixture(scope="module")

@@ -23,18 +23,47 @@ def test_l4t_release(tmp_path):
     assert doctor.l4t_release(str(tmp_path / "none")) is None
 
 
-def test_gstreamer_detection():
-    with_gst = "  Video I/O:\n    FFMPEG:                      YES\n    GStreamer:                   YES (1.14.5)\n"
-    without = "  Video I/O:\n    GStreamer:                   NO\n    v4l/v4l2:                    YES\n"
-    assert opencv_has_gstreamer(with_gst)
-    assert not opencv_has_gstreamer(without)
+# Excerpts of real cv2.getBuildInformation() output: JetPack 4.6's OpenCV 4.1.1 and pip's OpenCV 5.0.
+JETPACK_411 = """
+  GUI:
+    GTK+:                        YES (ver 2.24.32)
+
+  Video I/O:
+    FFMPEG:                      YES
+      avcodec:                   YES (57.107.100)
+    GStreamer:                   YES (1.14.5)
+    v4l/v4l2:                    YES (linux/videodev2.h)
+"""
+PIP_50 = """
+  GUI:                           NONE
+
+  Video I/O:
+    DC1394:                      NO
+    FFMPEG:                      YES
+      avcodec:                   YES (61.19.101)
+    GStreamer:                   NO
+    v4l/v4l2:                    YES (linux/videodev2.h)
+"""
+
+
+def test_build_information_values_from_real_text():
+    assert opencv_has_gstreamer(JETPACK_411) and not opencv_has_gstreamer(PIP_50)
     assert not opencv_has_gstreamer("")
-    assert opencv_build_value("FFMPEG", with_gst) == "YES"
-    assert opencv_build_value("GStreamer", with_gst) == "YES (1.14.5)"
-    assert opencv_build_value("GUI", without) is None
-    # this machine's pip OpenCV (DESIGN.md: no GStreamer) agrees with its own build info
-    assert opencv_has_gstreamer(cv2.getBuildInformation()) is ("GStreamer:                   YES" in
-                                                                     cv2.getBuildInformation())
+    assert opencv_build_value("GStreamer", JETPACK_411) == "YES (1.14.5)"
+    assert opencv_build_value("FFMPEG", PIP_50) == "YES"
+    assert opencv_build_value("GUI", PIP_50) == "NONE"  # the headless wheel, which --display refuses
+    assert opencv_build_value("GTK+", PIP_50) is None
+
+
+def test_gstreamer_answer_agrees_with_what_opencv_can_open():
+    """The parser's verdict on this machine's OpenCV against behaviour: a GStreamer test pipeline
+    opens exactly when OpenCV was built with GStreamer."""
+    cap = cv2.VideoCapture("videotestsrc num-buffers=1 ! videoconvert ! appsink", cv2.CAP_GSTREAMER)
+    try:
+        opens = cap.isOpened()
+    finally:
+        cap.release()
+    assert opencv_has_gstreamer() is opens
 
 
 def test_report_here_and_advice():

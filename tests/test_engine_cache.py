@@ -9,7 +9,7 @@ from jist_edge.errors import IntegrityError, JistEdgeError
 
 def _expected(**change):
     fields = dict(
-        tensorrt="8.2.1.8", gpu="NVIDIA Tegra X1", compute_capability="5.3", model="encoder",
+        tensorrt="8.2.1.8", typing="weak", gpu="NVIDIA Tegra X1", compute_capability="5.3", model="encoder",
         precision="fp16", input_shape=[3, 96, 128],
         profile={"min": [1, 3, 96, 128], "opt": [1, 3, 96, 128], "max": [5, 3, 96, 128]},
         onnx_sha256="a" * 64, bundle_id="0123456789abcdef",
@@ -20,6 +20,7 @@ def _expected(**change):
 
 CHANGES = {
     "tensorrt": {"tensorrt": "8.2.3.0"},
+    "typing": {"typing": "strong"},
     "gpu": {"gpu": "Orin"},
     "compute_capability": {"compute_capability": "8.7"},
     "model": {"model": "sequence"},
@@ -44,7 +45,7 @@ def test_every_field_changes_key_and_is_named(field, tmp_path):
     path = str(tmp_path / "encoder-fp16.engine")
     engine_cache.write_engine(path, b"engine-bytes", built)
     with pytest.raises(engine_cache.EngineMismatch) as info:
-        engine_cache.load_engine_bytes(path, here)
+        engine_cache.load_engine(path, here)
     assert info.value.fields == [field]
     message = str(info.value)
     assert field in message and "jist-edge engine build" in message and "\n" not in message
@@ -56,7 +57,8 @@ def test_matching_engine_loads_and_key_is_stable(tmp_path):
     assert os.path.basename(path) == "encoder-fp16.engine"
     assert os.path.isfile(engine_cache.header_path(path))
     assert header["cache_key"] == engine_cache.cache_key(_expected())
-    assert engine_cache.load_engine_bytes(path, _expected()) == b"\x00engine\xff" * 100
+    data, loaded = engine_cache.load_engine(path, _expected())
+    assert data == b"\x00engine\xff" * 100 and loaded == header
     # no temporary files left behind
     assert sorted(os.listdir(str(tmp_path))) == ["encoder-fp16.engine", "encoder-fp16.engine.json"]
 
@@ -74,23 +76,23 @@ def test_swapped_or_truncated_engine_refused(tmp_path):
     with open(path, "wb") as handle:
         handle.write(b"y" * 1000)
     with pytest.raises(engine_cache.EngineMismatch, match="sha256"):
-        engine_cache.load_engine_bytes(path, _expected())
+        engine_cache.load_engine(path, _expected())
     with open(path, "wb") as handle:
         handle.write(b"x" * 10)
     with pytest.raises(IntegrityError):
-        engine_cache.check_engine(path, _expected())
+        engine_cache.load_engine(path, _expected())
 
 
 def test_absent_engine_and_corrupt_header(tmp_path):
     path = str(tmp_path / "none.engine")
     with pytest.raises(JistEdgeError, match="engine not found"):
-        engine_cache.load_engine_bytes(path, _expected())
+        engine_cache.load_engine(path, _expected())
     with open(path, "wb") as handle:
         handle.write(b"z")
     with open(engine_cache.header_path(path), "w") as handle:
         handle.write("{not json")
     with pytest.raises(IntegrityError, match="not valid JSON"):
-        engine_cache.load_engine_bytes(path, _expected())
+        engine_cache.load_engine(path, _expected())
 
 
 def test_failed_write_keeps_old_engine(tmp_path):
@@ -106,7 +108,7 @@ def test_failed_write_keeps_old_engine(tmp_path):
 
     with pytest.raises(Boom):
         engine_cache.write_engine(path, BadBytes(b"new"), _expected())
-    assert engine_cache.load_engine_bytes(path, _expected()) == b"old"
+    assert engine_cache.load_engine(path, _expected())[0] == b"old"
 
 
 def test_timing_cache_path_depends_on_trt_and_gpu(tmp_path):
@@ -114,6 +116,18 @@ def test_timing_cache_path_depends_on_trt_and_gpu(tmp_path):
     b = engine_cache.timing_cache_path(str(tmp_path), "8.2.1.8", "8.7")
     c = engine_cache.timing_cache_path(str(tmp_path), "10.3.0", "5.3")
     assert len({a, b, c}) == 3
+
+
+def test_an_engine_of_the_previous_format_is_refused_by_format_version(tmp_path):
+    """Format 1 headers had no typing field: such an engine is rebuilt, with the reason named."""
+    path = str(tmp_path / "encoder-fp16.engine")
+    old = dict(_expected(), format_version=1)
+    del old["typing"]
+    engine_cache.write_engine(path, b"engine", old)
+    with pytest.raises(engine_cache.EngineMismatch) as info:
+        engine_cache.load_engine(path, _expected())
+    assert info.value.fields == ["format_version", "typing"]
+    assert "written by another jist-edge version" in str(info.value)
 
 
 def _bundle(encoder_sha="e" * 64, seq_len=5):
@@ -126,23 +140,26 @@ def _bundle(encoder_sha="e" * 64, seq_len=5):
     return Bundle("/nowhere", manifest)
 
 
-PLATFORM = {"tensorrt": "8.2.1.8", "gpu": "NVIDIA Tegra X1", "compute_capability": "5.3"}
+PLATFORM = {"tensorrt": "8.2.1.8", "typing": "weak", "gpu": "NVIDIA Tegra X1", "compute_capability": "5.3"}
 
 
 def test_expected_header_from_bundle():
     from jist_edge.engines import build as engine_build
 
     enc = engine_build.expected_for(_bundle(), "encoder", "fp16", PLATFORM)
-    assert enc["input_shape"] == [3, 96, 128]
+    assert enc["input_shape"] == [3, 96, 128] and enc["typing"] == "weak"
     assert enc["profile"]["max"] == [5, 3, 96, 128] and enc["profile"]["opt"][0] == 1
     assert enc["onnx_sha256"] == "e" * 64
-    seq = engine_build.expected_for(_bundle(), "sequence", "fp16", PLATFORM)
-    assert seq["input_shape"] == [5, 3, 96, 128] and seq["profile"]["max"][0] == 1
+    with pytest.raises(JistEdgeError, match="encoder only"):
+        engine_build.expected_for(_bundle(), "sequence", "fp16", PLATFORM)
     # a re-exported bundle changes the ONNX hash and the identity: both named
     reexport = engine_build.expected_for(_bundle(encoder_sha="f" * 64), "encoder", "fp16", PLATFORM)
     assert engine_cache.check_header(enc, reexport) == ["onnx_sha256", "bundle_id"]
     bigger = engine_build.expected_for(_bundle(), "encoder", "fp16", PLATFORM, max_batch=8)
     assert engine_cache.check_header(enc, bigger) == ["profile"]
+    # the same device after a JetPack upgrade to TensorRT 10: another version and another typing path
+    orin = engine_build.expected_for(_bundle(), "encoder", "fp16", dict(PLATFORM, tensorrt="10.3.0", typing="strong"))
+    assert engine_cache.check_header(enc, orin) == ["tensorrt", "typing"]
 
 
 def test_engine_build_without_tensorrt_is_one_line(tmp_path):
@@ -159,18 +176,20 @@ def test_engine_build_without_tensorrt_is_one_line(tmp_path):
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
-def test_engine_build_workspace_is_trt_memory_in_mib_and_refuses_zero_counts(tmp_path):
-    """--workspace is TensorRT's builder MiB as in the issue and trtexec; a folder there gets a hint."""
+def test_engine_build_workspace_is_the_folder_and_trt_workspace_the_builder_mib(tmp_path):
+    """--workspace is the jist-edge folder as in every command; TensorRT's memory is --trt-workspace."""
     from click.testing import CliRunner
 
     from jist_edge.cli import main
 
     runner = CliRunner()
-    for flag in ("--workspace", "--trt-workspace"):
-        parsed = runner.invoke(main, ["engine", "build", str(tmp_path), flag, "128"])
-        assert parsed.exit_code != 2 and "Invalid value" not in parsed.output, parsed.output
-    folder = runner.invoke(main, ["engine", "build", "--workspace", str(tmp_path)])
-    assert folder.exit_code == 2 and "MiB" in folder.output and "JIST_EDGE_HOME" in folder.output
-    for option in ("--frames", "--max-batch"):
-        bad = runner.invoke(main, ["engine", "build", str(tmp_path), option, "0"])
+    folder = runner.invoke(main, ["engine", "build", "--workspace", str(tmp_path), "--trt-workspace", "128"])
+    assert folder.exit_code != 2 and "Invalid value" not in folder.output, folder.output
+    help_text = runner.invoke(main, ["engine", "build", "--help"]).output
+    assert "--workspace DIRECTORY" in help_text and "--trt-workspace MiB" in help_text
+    for option, value in (("--trt-workspace", "8"), ("--trt-workspace", "big"), ("--frames", "0"),
+                          ("--max-batch", "0")):
+        bad = runner.invoke(main, ["engine", "build", str(tmp_path), option, value])
         assert bad.exit_code == 2 and "Invalid value for '{}'".format(option) in bad.output
+    gone = runner.invoke(main, ["engine", "build", str(tmp_path), "--sequence"])
+    assert gone.exit_code == 2 and "No such option" in gone.output

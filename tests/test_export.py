@@ -7,10 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+from optional_imports import import_or_skip
 
-torch = pytest.importorskip("torch", exc_type=ImportError)
-onnx = pytest.importorskip("onnx", exc_type=ImportError)
-ort = pytest.importorskip("onnxruntime", exc_type=ImportError)
+torch = import_or_skip("torch")
+onnx = import_or_skip("onnx")
+ort = import_or_skip("onnxruntime")
 
 from click.testing import CliRunner  # noqa: E402
 
@@ -59,14 +60,17 @@ def test_torch_and_onnxruntime_agree_on_frames_and_sequences(bundle_and_model):
 
 
 def test_a_wrong_p_would_be_caught(tiny_bundle, reference_model):
-    """The same weights with the default p=3 give visibly different descriptors."""
+    """The parity check that guards every export refuses graphs that a model with another p
+    (the default 3 instead of the bundle's seed-derived p) does not reproduce."""
     from jist_edge.export.model import build_model
+    from jist_edge.export.parity import check_parity
 
-    model = reference_model(tiny_bundle)
+    L, h, w = tiny_bundle.seq_len, tiny_bundle.height, tiny_bundle.width
+    right = check_parity(reference_model(tiny_bundle), tiny_bundle.encoder_path, tiny_bundle.sequence_path, h, w, L)
+    assert right["sequence_torch_vs_onnx"]["max_abs_diff"] <= 1e-4
     wrong = build_model(random_init=True, seed=0, gem_p=3.0, seqgem_p=3.0)
-    seqs = torch.from_numpy(_inputs(tiny_bundle, (1, tiny_bundle.seq_len), 3))
-    with torch.no_grad():
-        assert (model(seqs) - wrong(seqs)).abs().max() > 1e-3
+    with pytest.raises(JistEdgeError, match="parity check failed"):
+        check_parity(wrong, tiny_bundle.encoder_path, tiny_bundle.sequence_path, h, w, L)
 
 
 def test_streaming_encoder_plus_numpy_seqgem_equals_sequence_onnx(tiny_bundle):

@@ -5,6 +5,7 @@ import os
 import cv2
 import numpy as np
 import pytest
+from optional_imports import import_or_skip
 from click.testing import CliRunner
 
 from jist_edge.backends import create_encoder
@@ -63,7 +64,7 @@ def test_each_frame_encoded_once_in_batches(video_map):
 
 
 def test_map_descriptors_equal_sequence_onnx(tiny_bundle, route, video_map):
-    ort = pytest.importorskip("onnxruntime", exc_type=ImportError)
+    ort = import_or_skip("onnxruntime")
     vmap, _ = video_map
     sess = ort.InferenceSession(tiny_bundle.sequence_path, providers=["CPUExecutionProvider"])
     pre = Preprocessor.for_bundle(tiny_bundle)

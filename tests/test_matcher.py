@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 import pytest
+from optional_imports import import_or_skip
 
 from jist_edge.errors import JistEdgeError
 from jist_edge.maps.store import FrameTable, write_map
@@ -59,7 +60,7 @@ def test_hnsw_returns_squared_l2_and_handles_k(tiny_bundle, tmp_path):
 def test_default_ef_agreement_on_real_map(tmp_path_factory):
     """>= 5,000 sequences of real encoder descriptors (a route at 32x32 px, random weights):
     hnswlib top-1 must agree with exact search on >= 99% of a perturbed query pass."""
-    pytest.importorskip("torch", exc_type=ImportError)
+    import_or_skip("torch")
     from jist_edge.backends import create_encoder
     from jist_edge.export.exporter import export_bundle
     from jist_edge.maps.build import build_map, encode_route

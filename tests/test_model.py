@@ -1,8 +1,9 @@
 """The torch JIST model: official structure and key layout, GeM/SeqGeM math, free sequence length."""
 import numpy as np
 import pytest
+from optional_imports import import_or_skip
 
-torch = pytest.importorskip("torch", exc_type=ImportError)
+torch = import_or_skip("torch")
 F = torch.nn.functional
 
 from jist_edge.export.model import JistModel, build_model, official_keys  # noqa: E402

@@ -4,12 +4,13 @@ import os
 import cv2
 import numpy as np
 import pytest
+from optional_imports import import_or_skip
 
 from jist_edge.errors import BadFrame
 from jist_edge.pipeline.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessor, choose_interpolation
 
-Image = pytest.importorskip("PIL.Image", exc_type=ImportError)
-matplotlib = pytest.importorskip("matplotlib", exc_type=ImportError)
+Image = import_or_skip("PIL.Image")
+matplotlib = import_or_skip("matplotlib")
 
 SAMPLE_DIR = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data")
 PHOTOS = ["grace_hopper.jpg", "Minduka_Present_Blue_Pack.png"]  # real photographs shipped with matplotlib

@@ -5,13 +5,14 @@ import os
 import cv2
 import numpy as np
 import pytest
+from optional_imports import import_or_skip
 from click.testing import CliRunner
 
 from jist_edge.cli import main
 from jist_edge.pipeline.localizer import Localizer
 from jist_edge.maps.store import load_map
 
-pytest.importorskip("torch", exc_type=ImportError)
+import_or_skip("torch")
 
 
 def _rss_bytes() -> int:

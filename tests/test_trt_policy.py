@@ -1,34 +1,50 @@
-"""The TensorRT decisions that are plain functions: API per version, precision, profile."""
+"""The TensorRT decisions that are plain functions: API and typing per version, precision, profile."""
 import pytest
 
+from jist_edge import doctor
 from jist_edge.engines import policy as trt_policy
 from jist_edge.errors import JistEdgeError
 
 
-@pytest.mark.parametrize("version, api", [
-    ("8.0.1.6", trt_policy.API_BINDINGS_V2),   # JetPack 4.6.0
-    ("8.2.1.8", trt_policy.API_BINDINGS_V2),   # JetPack 4.6.1+ (Nano)
-    ("8.4.3", trt_policy.API_BINDINGS_V2),
-    ("8.5.2.2", trt_policy.API_NAMED_V3),      # JetPack 5.1
-    ("8.6.1", trt_policy.API_NAMED_V3),
-    ("10.3.0", trt_policy.API_NAMED_V3),       # JetPack 6
-    ("10.13.0.post1", trt_policy.API_NAMED_V3),
+@pytest.mark.parametrize("version, api, typing", [
+    ("8.0.1.6", trt_policy.API_BINDINGS_V2, "weak"),   # JetPack 4.6.0
+    ("8.2.1.8", trt_policy.API_BINDINGS_V2, "weak"),   # JetPack 4.6.1+ (Nano)
+    ("8.4.3", trt_policy.API_BINDINGS_V2, "weak"),
+    ("8.5.2.2", trt_policy.API_NAMED_V3, "weak"),      # JetPack 5.1
+    ("8.6.1", trt_policy.API_NAMED_V3, "weak"),
+    ("10.0.1", trt_policy.API_NAMED_V3, "strong"),     # STRONGLY_TYPED exists from here
+    ("10.3.0", trt_policy.API_NAMED_V3, "strong"),     # JetPack 6
+    ("10.13.0.post1", trt_policy.API_NAMED_V3, "strong"),
+    ("11.0.0", trt_policy.API_NAMED_V3, "strong"),     # strongly typed only
+    ("11.4.0.1", trt_policy.API_NAMED_V3, "strong"),
 ])
-def test_api_for_version(version, api):
+def test_api_and_typing_for_version(version, api, typing):
     assert trt_policy.api_for_version(version) == api
+    assert trt_policy.typing_for_version(version) == typing
+    assert trt_policy.int8_method_for_version(version) == ("qdq" if typing == "strong" else "calibrator")
+    major = trt_policy.parse_version(version)[0]
+    assert trt_policy.network_flag_for_version(version) == (
+        "EXPLICIT_BATCH" if major < 10 else "STRONGLY_TYPED" if major == 10 else "")
 
 
-def test_other_version_switches():
-    assert trt_policy.workspace_api_for_version("8.2.1") == "max_workspace_size"
-    assert trt_policy.workspace_api_for_version("8.4.1") == "memory_pool_limit"
-    assert trt_policy.workspace_api_for_version("10.3.0") == "memory_pool_limit"
-    assert trt_policy.precision_constraint_flag("8.0.1") == "STRICT_TYPES"
-    assert trt_policy.precision_constraint_flag("8.2.1") == "OBEY_PRECISION_CONSTRAINTS"
-    assert trt_policy.needs_explicit_batch_flag("8.2.1") and not trt_policy.needs_explicit_batch_flag("10.0.1")
-    assert trt_policy.int8_method_for_version("8.2.1") == "calibrator"
-    assert trt_policy.int8_method_for_version("8.6.1") == "calibrator"
-    assert trt_policy.int8_method_for_version("10.3.0") == "qdq"
-    assert trt_policy.uses_calibration_profile("8.5.2") and not trt_policy.uses_calibration_profile("10.0.0")
+@pytest.mark.parametrize("choice, version, expected", [
+    (trt_policy.workspace_api_for_version, "8.2.1", "max_workspace_size"),
+    (trt_policy.workspace_api_for_version, "8.4.1", "memory_pool_limit"),
+    (trt_policy.workspace_api_for_version, "10.3.0", "memory_pool_limit"),
+    (trt_policy.precision_constraint_flag, "8.0.1", "STRICT_TYPES"),
+    (trt_policy.precision_constraint_flag, "8.2.1", "OBEY_PRECISION_CONSTRAINTS"),
+    # platform_has_fast_*: deprecated in 10.5, removed in 11 -> the compute-capability table
+    (trt_policy.fast_precision_source, "8.2.1", "builder"),
+    (trt_policy.fast_precision_source, "10.4.0", "builder"),
+    (trt_policy.fast_precision_source, "10.5.0", "compute_capability"),
+    (trt_policy.fast_precision_source, "11.0", "compute_capability"),
+    # device_memory_size_v2 where the bindings have it (10.13+), device_memory_size before
+    (trt_policy.device_memory_api, "10.0.1", "device_memory_size"),
+    (trt_policy.device_memory_api, "10.13.0", "device_memory_size_v2"),
+    (trt_policy.device_memory_api, "11.1", "device_memory_size_v2"),
+])
+def test_other_version_switches(choice, version, expected):
+    assert choice(version) == expected
 
 
 @pytest.mark.parametrize("bad", ["7.1.3", "6.0"])
@@ -37,13 +53,45 @@ def test_old_tensorrt_refused(bad):
         trt_policy.api_for_version(bad)
 
 
-@pytest.mark.parametrize("newer", ["11.0.0", "11.4.0.1"])
-def test_tensorrt_11_refused(newer):
-    # 11 removed BuilderFlag.FP16/INT8, precision constraints and platform_has_fast_*
-    with pytest.raises(JistEdgeError, match="TensorRT 8.0-10.x") as info:
-        trt_policy.api_for_version(newer)
-    assert "\n" not in str(info.value)
-    trt_policy.check_supported("10.13.0.post1")  # the last supported major passes
+@pytest.mark.parametrize("newer", ["11.0.0", "11.4.0.1", "12.0"])
+def test_tensorrt_11_is_not_refused_and_builds_strongly_typed(newer):
+    """Regression: 11 used to be refused outright, although loading engines and FP32 builds work
+    there; with the strongly typed path FP16 (an FP16 ONNX) and INT8 (Q/DQ) work too."""
+    trt_policy.check_supported(newer)
+    assert trt_policy.typing_for_version(newer) == trt_policy.STRONG
+    for requested in ("fp32", "fp16", "int8"):
+        plan = trt_policy.resolve_precision(requested, fast_fp16=True, fast_int8=True)
+        recipe = trt_policy.build_recipe(plan, trt_policy.typing_for_version(newer))
+        assert recipe.flags == () and not recipe.pin_fp32_head and not recipe.calibrator
+        assert recipe.onnx == {"fp32": "encoder", "fp16": "fp16", "int8": "qdq"}[requested]
+
+
+def test_weak_recipes_keep_the_8x_behaviour():
+    nano = trt_policy.resolve_precision("best", fast_fp16=True, fast_int8=False)
+    recipe = trt_policy.build_recipe(nano, trt_policy.WEAK)
+    assert (recipe.flags, recipe.pin_fp32_head, recipe.onnx, recipe.calibrator) == (("FP16",), True, "encoder", False)
+    orin = trt_policy.build_recipe(trt_policy.resolve_precision("int8", True, True), trt_policy.WEAK)
+    assert orin.flags == ("FP16", "INT8") and orin.pin_fp32_head and orin.calibrator
+    fp32 = trt_policy.build_recipe(trt_policy.resolve_precision("fp32", True, True), trt_policy.WEAK)
+    assert fp32.flags == () and not fp32.pin_fp32_head
+    with pytest.raises(ValueError):
+        trt_policy.build_recipe(nano, "medium")
+
+
+@pytest.mark.parametrize("cc, fast", [
+    ((5, 3), (True, False)),   # Jetson Nano / TX1
+    ((6, 1), (False, True)),   # GeForce 10: slow FP16, DP4A INT8
+    ((6, 2), (True, False)),   # TX2
+    ((7, 2), (True, True)),    # Xavier
+    ((8, 7), (True, True)),    # Orin
+    ((9, 0), (True, True)),    # H100/H200
+    ((5, 2), (False, False)),  # Maxwell desktop
+])
+def test_fast_precisions_from_compute_capability(cc, fast):
+    assert trt_policy.fast_precisions_for_compute_capability(cc) == fast
+    assert trt_policy.parse_compute_capability(trt_policy.compute_capability_text(cc)) == cc
+    with pytest.raises(JistEdgeError, match="compute capability"):
+        trt_policy.parse_compute_capability("sm87")
 
 
 def test_calibration_profile_is_fixed_at_the_batch_shape():
@@ -57,9 +105,10 @@ def test_calibration_profile_is_fixed_at_the_batch_shape():
             trt_policy.calibration_profile(bad)
 
 
-@pytest.mark.parametrize("version, limit", [("8.0.1.6", 13), ("8.2.1.8", 13), ("8.4.3", 13),
-                                            ("8.5.2.2", 17), ("8.6.1", 17), ("10.3.0", 0)])
+@pytest.mark.parametrize("version, limit", [("8.0.1.6", 13), ("8.2.1.8", 13), ("8.4.3", 17), ("8.4.1", 17),
+                                            ("8.5.2.2", 17), ("8.6.1", 17), ("10.3.0", 0), ("11.1", 0)])
 def test_onnx_opset_limit_per_parser(version, limit):
+    # regression: 8.4 parses up to opset 17 (onnx-tensorrt 8.4 operators.md), not 13
     assert trt_policy.max_onnx_opset(version) == limit
     trt_policy.check_onnx_opset(version, 13, "encoder.onnx")  # the default export opset parses everywhere
     if limit:
@@ -74,6 +123,9 @@ def test_onnx_opset_limit_per_parser(version, limit):
 def test_unreadable_version():
     with pytest.raises(JistEdgeError, match="version"):
         trt_policy.parse_version("unknown")
+    assert trt_policy.in_range("10.13.0.post1", ("10.13", None))
+    assert not trt_policy.in_range("10.0.1", ("10.13", None))
+    assert trt_policy.in_range("8.6.1", ("8.0", "10.0")) and not trt_policy.in_range("10.0", ("8.0", "10.0"))
 
 
 def test_int8_refused_without_fast_int8_names_fp16():
@@ -115,7 +167,7 @@ def test_profile_and_workspace():
     with pytest.raises(JistEdgeError, match="--max-batch"):
         trt_policy.batch_profile((3, 96, 128), 0)
     assert trt_policy.workspace_bytes(trt_policy.DEFAULT_WORKSPACE_MIB) == 256 * 1024 * 1024
-    with pytest.raises(JistEdgeError, match="--workspace"):
+    with pytest.raises(JistEdgeError, match="--trt-workspace"):
         trt_policy.workspace_bytes(4)
 
 
@@ -124,3 +176,20 @@ def test_split_batches_cover_everything_once():
     assert chunks == [(0, 5), (5, 10), (10, 12)]
     assert trt_policy.split_batches(0, 5) == []
     assert sum(b - a for a, b in trt_policy.split_batches(101, 7)) == 101
+
+
+@pytest.mark.parametrize("version, typing", [("8.2.1.8", "weak"), ("10.3.0", "strong"), ("11.1.0", "strong")])
+def test_doctor_reports_the_typing_path(version, typing):
+    info = doctor.tensorrt_report(version)
+    assert info["typing"] == typing and info["path"].startswith(typing + "ly typed")
+    assert info["int8_method"] == ("qdq" if typing == "strong" else "calibrator")
+    old = doctor.tensorrt_report("7.1.3")
+    assert old["path"].startswith("none") and "8.0 or newer" in old["path"]
+
+
+def test_doctor_says_when_tensorrt_is_absent():
+    report = doctor.collect()
+    if report["tensorrt"]["installed"]:
+        pytest.skip("TensorRT is installed here")
+    assert report["tensorrt"]["path"] == "none (TensorRT is absent)"
+    assert ("TensorRT path", "none (TensorRT is absent)") in doctor.rows(report)

@@ -34,11 +34,11 @@ class TensorRTEncoder(EncoderBackend):
 
     def __init__(self, engine_bytes: bytes, header: Dict[str, Any], device: Any = None) -> None:
         super(TensorRTEncoder, self).__init__()
-        from jist_edge.engines import runner as trt
+        from jist_edge.engines.runner import EngineRunner
 
         self.header = header
-        self.device = device  # owned: closed with the encoder
-        self.runner = trt.EngineRunner(engine_bytes, device=device)
+        self.device = device  # owned: closed with the encoder (open_engine closes it if this raises)
+        self.runner = EngineRunner(engine_bytes, device=device)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         parts = [self.runner.run(batch[a:b]) for a, b in trt_policy.split_batches(batch.shape[0], self.runner.max_batch)]
@@ -48,6 +48,7 @@ class TensorRTEncoder(EncoderBackend):
         info = {
             "backend": self.name,
             "tensorrt": self.header.get("tensorrt"),
+            "typing": self.header.get("typing"),
             "gpu": self.header.get("gpu"),
             "precision": self.header.get("precision"),
             "api": self.runner.api,
@@ -75,19 +76,28 @@ def open_encoder(
 ) -> TensorRTEncoder:
     """Load the cached engine if its header matches this setup, else rebuild (unless no_build)."""
     from jist_edge.engines import build as engine_build
-    from jist_edge.engines import runner as trt
+    from jist_edge.engines.cuda_device import CudaDevice
 
     reason = _reason()
     if reason:
         raise JistEdgeError("backend tensorrt is not available: " + reason)
-    device = trt.CudaDevice()
+    device = CudaDevice()
     try:
         data, header = engine_build.load_or_build(
             bundle, precision=precision, no_build=no_build, cache_dir=cache_dir, max_batch=max_batch,
             workspace_mib=workspace_mib, device=device,
             log=lambda message: sys.stderr.write("tensorrt: {}\n".format(message)),
         )
-        return TensorRTEncoder(data, header, device=device)
+    except BaseException:
+        device.close()
+        raise
+    return open_engine(data, header, device)
+
+
+def open_engine(engine_bytes: bytes, header: Dict[str, Any], device: Any) -> TensorRTEncoder:
+    """An encoder that owns ``device``; the device is closed when the encoder cannot be made."""
+    try:
+        return TensorRTEncoder(engine_bytes, header, device=device)
     except BaseException:
         device.close()
         raise

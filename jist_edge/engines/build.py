@@ -1,47 +1,51 @@
-"""Bundle -> cached TensorRT engine: what to build, where it lives, when to rebuild.
+"""Bundle -> cached TensorRT engine: what to build, from which ONNX file, where it lives, when to rebuild.
 
 Used by ``jist-edge engine build`` and by the TensorRT backend (which rebuilds a
 stale or missing engine automatically unless told ``no_build``). The header logic is
-``engine_cache``; the TensorRT calls are ``jist_edge.engines.runner`` (imported only when a
+``cache``; the TensorRT calls are ``compiler`` and ``probe`` (imported only when a
 build or load really happens).
 """
 import os
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from jist_edge import workspace
-
+from jist_edge.bundle import ENCODER_FILE
 from jist_edge.engines import cache as engine_cache
-
 from jist_edge.engines import policy as trt_policy
-from jist_edge.bundle import ENCODER_FILE, SEQUENCE_FILE
+from jist_edge.engines.int8_source import Int8Source
 from jist_edge.errors import JistEdgeError
+from jist_edge.fileio import sha256_file
 
-MODELS = {"encoder": ENCODER_FILE, "sequence": SEQUENCE_FILE}
+MODELS = {"encoder": ENCODER_FILE}  # the runtime loads the encoder only (SeqGeM runs in numpy)
 
-
-def model_input_tail(bundle, model: str):
-    """The non-batch input axes: encoder (3, H, W), sequence (L, 3, H, W)."""
-    chw = (3, int(bundle.height), int(bundle.width))
-    if model == "encoder":
-        return chw
-    if model == "sequence":
-        return (int(bundle.seq_len),) + chw
-    raise JistEdgeError("unknown model {!r}; choose encoder or sequence".format(model))
+Log = Callable[[str], None]
 
 
-def default_max_batch(bundle, model: str) -> int:
-    """Encoder: L frames (a whole window in one call when mapping); sequence: 1 window."""
-    return int(bundle.seq_len) if model == "encoder" else 1
+def _quiet(message: str) -> None:
+    pass
+
+
+def model_input_tail(bundle, model: str = "encoder") -> Tuple[int, int, int]:
+    """The non-batch input axes of the encoder: (3, H, W)."""
+    if model not in MODELS:
+        raise JistEdgeError("unknown model {!r}: engines are built for the encoder only".format(model))
+    return (3, int(bundle.height), int(bundle.width))
+
+
+def default_max_batch(bundle) -> int:
+    """L frames: map building encodes a whole window in one call."""
+    return int(bundle.seq_len)
 
 
 def expected_for(bundle, model: str, precision: str, platform: Dict[str, Any],
                  max_batch: Optional[int] = None) -> Dict[str, Any]:
     """The header an engine of this bundle must carry on this platform (plain function)."""
     tail = model_input_tail(bundle, model)
-    profile = trt_policy.batch_profile(tail, max_batch or default_max_batch(bundle, model))
+    profile = trt_policy.batch_profile(tail, max_batch or default_max_batch(bundle))
     files = bundle.manifest["files"]
     return engine_cache.expected_header(
         tensorrt=platform["tensorrt"],
+        typing=platform["typing"],
         gpu=platform["gpu"],
         compute_capability=platform["compute_capability"],
         model=model,
@@ -57,6 +61,57 @@ def cache_dir_for(cache_dir: Optional[str] = None, workspace_override: Optional[
     return os.path.abspath(cache_dir) if cache_dir else workspace.engine_dir(workspace_override)
 
 
+def resolve_plan(precision: str, platform: Dict[str, Any], force: bool, has_int8_data: bool,
+                 log: Log = _quiet) -> "trt_policy.PrecisionPlan":
+    """The precision to build here; ``best`` without calibration data falls back to FP16."""
+    plan = trt_policy.resolve_precision(precision, platform["fast_fp16"], platform["fast_int8"],
+                                        force=force, device=platform["gpu"])
+    for note in plan.notes:
+        log(note)
+    if plan.int8 and not has_int8_data:
+        if precision != "best":
+            raise JistEdgeError("an INT8 engine needs calibration data: pass --calibration DIR|VIDEO "
+                                "(or build --precision fp16)")
+        log("best would use INT8 on {} but no calibration data was given: building FP16".format(platform["gpu"]))
+        plan = trt_policy.resolve_precision("fp16", platform["fast_fp16"], platform["fast_int8"])
+    return plan
+
+
+def onnx_for_recipe(recipe: "trt_policy.BuildRecipe", bundle, platform: Dict[str, Any],
+                    profile: Dict[str, Any], int8_source: Optional[Int8Source], directory: str,
+                    log: Log = _quiet) -> Tuple[str, Any, Dict[str, Any]]:
+    """(ONNX file to build from, calibrator or None, header extras) for this recipe."""
+    extra = {}  # type: Dict[str, Any]
+    if recipe.onnx == "fp16":
+        from jist_edge.engines.fp16_onnx import fp16_onnx_name, make_fp16_encoder
+
+        path = os.path.join(directory, fp16_onnx_name(bundle.bundle_id))
+        info = make_fp16_encoder(bundle.encoder_path, path)
+        log("FP16 encoder for the strongly typed build: {} (head kept FP32: {} nodes)".format(
+            path, len(info["fp32_nodes"])))
+        extra.update(fp16_converter=info["converter"], fp32_layers=info["fp32_nodes"])
+        return path, None, _built_from(path, extra)
+    if not (recipe.onnx == "qdq" or recipe.calibrator):
+        return bundle.encoder_path, None, extra
+    if int8_source is None:
+        raise JistEdgeError("an INT8 engine needs calibration data: pass --calibration DIR|VIDEO")
+    source = int8_source(platform, profile)
+    extra["int8_method"] = trt_policy.int8_method_for_version(platform["tensorrt"])
+    if recipe.onnx == "qdq":
+        if not source.get("onnx"):
+            raise JistEdgeError("a strongly typed INT8 engine is built from a Q/DQ ONNX file; none was made")
+        return source["onnx"], None, _built_from(source["onnx"], extra)
+    if source.get("calibrator") is None:
+        raise JistEdgeError("a weakly typed INT8 engine needs an entropy calibrator; none was made")
+    return bundle.encoder_path, source["calibrator"], extra
+
+
+def _built_from(path: str, extra: Dict[str, Any]) -> Dict[str, Any]:
+    extra["built_from"] = os.path.basename(path)
+    extra["built_from_sha256"] = sha256_file(path)
+    return extra
+
+
 def build(
     bundle,
     model: str = "encoder",
@@ -65,62 +120,45 @@ def build(
     max_batch: Optional[int] = None,
     force: bool = False,
     cache_dir: Optional[str] = None,
-    int8_source: Optional[Callable[[Dict[str, Any], Dict[str, Any]], Dict[str, Any]]] = None,
+    int8_source: Optional[Int8Source] = None,
     platform: Optional[Dict[str, Any]] = None,
     device: Any = None,
-    log: Callable[[str], None] = lambda message: None,
+    log: Log = _quiet,
 ) -> Tuple[str, Dict[str, Any]]:
-    """Build one engine and write it (with header and timing cache) into the cache.
+    """Build the encoder engine and write it (with header and timing cache) into the cache.
 
-    ``int8_source(platform, profile)`` supplies INT8 data when the plan needs it:
-    ``{"calibrator": ...}`` (TensorRT < 10) or ``{"onnx": qdq_path}`` (TensorRT >= 10).
+    ``int8_source(platform, profile)`` (``engines.int8_source``) supplies INT8 data when the
+    plan needs it: an entropy calibrator (weakly typed) or a Q/DQ ONNX (strongly typed).
     """
-    from jist_edge.engines import runner as trt  # the only place TensorRT is imported
+    from jist_edge.engines import compiler, probe
+    from jist_edge.engines.cuda_device import CudaDevice
 
     own = device is None
-    device = device or trt.CudaDevice()
     try:
-        platform = platform or trt.platform_info(device)
-        plan = trt_policy.resolve_precision(precision, platform["fast_fp16"], platform["fast_int8"],
-                                            force=force, device=platform["gpu"])
-        for note in plan.notes:
-            log(note)
+        device = device or CudaDevice()
+        platform = platform or probe.platform_info(device)
+        plan = resolve_plan(precision, platform, force, int8_source is not None, log)
+        recipe = trt_policy.build_recipe(plan, platform["typing"])
         expected = expected_for(bundle, model, plan.name, platform, max_batch)
+        trt_policy.check_onnx_opset(platform["tensorrt"], bundle.manifest["opset"], bundle.encoder_path)
         directory = cache_dir_for(cache_dir)
-        onnx_path = os.path.join(bundle.path, MODELS[model])
-        trt_policy.check_onnx_opset(platform["tensorrt"], bundle.manifest["opset"], onnx_path)
-        extra = {"workspace_mib": int(workspace_mib), "precision_requested": precision}
-        calibrator = None
-        if plan.int8 and int8_source is None and precision == "best":
-            log("best would use INT8 on {} but no calibration data was given: building FP16".format(platform["gpu"]))
-            plan = trt_policy.resolve_precision("fp16", platform["fast_fp16"], platform["fast_int8"])
-            expected = expected_for(bundle, model, plan.name, platform, max_batch)
-        if plan.int8:
-            if int8_source is None:
-                raise JistEdgeError(
-                    "an INT8 engine needs calibration data: pass --calibration DIR|VIDEO "
-                    "(or build --precision fp16)"
-                )
-            source = int8_source(platform, expected["profile"])
-            calibrator = source.get("calibrator")
-            if source.get("onnx"):
-                onnx_path = source["onnx"]
-                extra["qdq_onnx"] = os.path.basename(onnx_path)
-            extra["int8_method"] = trt_policy.int8_method_for_version(platform["tensorrt"])
-        log("building {} {} engine for {} (TensorRT {}, workspace {} MiB)...".format(
-            model, plan.name, platform["gpu"], platform["tensorrt"], workspace_mib))
-        result = trt.build_engine(
-            onnx_path, plan, expected["profile"], workspace_mib=workspace_mib, calibrator=calibrator,
+        onnx_path, calibrator, extra = onnx_for_recipe(recipe, bundle, platform, expected["profile"],
+                                                       int8_source, directory, log)
+        log("building {} {} engine for {} (TensorRT {}, {}ly typed, workspace {} MiB)...".format(
+            model, plan.name, platform["gpu"], platform["tensorrt"], recipe.typing, workspace_mib))
+        result = compiler.build_engine(
+            onnx_path, recipe, expected["profile"], workspace_mib=workspace_mib, calibrator=calibrator,
             timing_cache=engine_cache.timing_cache_path(directory, platform["tensorrt"],
                                                         platform["compute_capability"]),
             device=device,
         )
-        extra["fp32_layers"] = result["fp32_layers"]
+        # FP32 head: pinned layers (weakly typed) or the head nodes kept FP32 in the FP16 ONNX
+        extra["fp32_layers"] = result["fp32_layers"] or extra.get("fp32_layers", [])
+        extra.update(workspace_mib=int(workspace_mib), precision_requested=precision, recipe=recipe.as_dict())
         path = engine_cache.engine_path(directory, model, plan.name)
-        header = engine_cache.write_engine(path, result["engine"], expected, extra=extra)
-        return path, header
+        return path, engine_cache.write_engine(path, result["engine"], expected, extra=extra)
     finally:
-        if own:
+        if own and device is not None:
             device.close()
 
 
@@ -132,7 +170,7 @@ def load_or_build(
     max_batch: Optional[int] = None,
     workspace_mib: int = trt_policy.DEFAULT_WORKSPACE_MIB,
     device: Any = None,
-    log: Callable[[str], None] = lambda message: None,
+    log: Log = _quiet,
 ) -> Tuple[bytes, Dict[str, Any]]:
     """The encoder engine for this bundle: the cached one if its header matches, else rebuilt.
 
@@ -140,9 +178,9 @@ def load_or_build(
     INT8 engines are never rebuilt here (they need calibration data): build them with
     ``jist-edge engine build --precision int8 --calibration ...``.
     """
-    from jist_edge.engines import runner as trt
+    from jist_edge.engines import probe
 
-    platform = trt.platform_info(device)
+    platform = probe.platform_info(device)
     plan = trt_policy.resolve_precision(precision, platform["fast_fp16"], platform["fast_int8"],
                                         device=platform["gpu"])
     expected = expected_for(bundle, "encoder", plan.name, platform, max_batch)

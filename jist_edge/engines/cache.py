@@ -3,8 +3,9 @@
 Engines do not move between TensorRT versions or GPU models, and an engine built
 from an older export computes the wrong descriptors without any error. So every
 engine file ``<model>-<precision>.engine`` has a header ``<engine>.json`` beside it
-recording what it was built from and for; loading compares every field with the
-running setup and refuses a mismatch with a message that names the field (a JetPack
+recording what it was built from and for, the typing path included (weakly typed
+flags on TensorRT 8.x, a strongly typed ONNX from 10 on); loading compares every
+field with the running setup and refuses a mismatch with a message that names the field (a JetPack
 upgrade changes ``tensorrt``, an engine copied from another device changes ``gpu``,
 a re-export changes ``onnx_sha256`` and ``bundle_id``). The header also holds the
 engine's sha256, so a truncated or swapped engine file is refused too.
@@ -21,13 +22,14 @@ from jist_edge.errors import IntegrityError, JistEdgeError
 from jist_edge.fileio import read_json, sha256_bytes, write_bytes_atomic, write_json_atomic
 
 FORMAT = "jist-edge-engine"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the typing path (weak/strong) is part of the identity
 
 # Every field that decides whether an engine is valid here, in the order messages use.
 IDENTITY_FIELDS = (
     "format",
     "format_version",
     "tensorrt",
+    "typing",
     "gpu",
     "compute_capability",
     "model",
@@ -40,6 +42,7 @@ IDENTITY_FIELDS = (
 
 _WHY = {
     "tensorrt": "engines do not move between TensorRT versions (JetPack upgrade?)",
+    "typing": "built on the other TensorRT typing path (weakly typed on 8.x, strongly typed from 10)",
     "gpu": "engines do not move between GPU models (engine copied from another device?)",
     "compute_capability": "engines do not move between GPU architectures",
     "onnx_sha256": "the ONNX file changed since the build (bundle re-exported?)",
@@ -63,6 +66,7 @@ class EngineMismatch(IntegrityError):
 
 def expected_header(
     tensorrt: str,
+    typing: str,
     gpu: str,
     compute_capability: str,
     model: str,
@@ -77,6 +81,7 @@ def expected_header(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "tensorrt": str(tensorrt),
+        "typing": str(typing),
         "gpu": str(gpu),
         "compute_capability": str(compute_capability),
         "model": str(model),
@@ -181,12 +186,3 @@ def load_engine(path: str, expected: Dict[str, Any]) -> Tuple[bytes, Dict[str, A
             ["engine_sha256"],
         )
     return data, header
-
-
-def check_engine(path: str, expected: Dict[str, Any]) -> Dict[str, Any]:
-    """The header of an engine that may be loaded here; EngineMismatch naming the field otherwise."""
-    return load_engine(path, expected)[1]
-
-
-def load_engine_bytes(path: str, expected: Dict[str, Any]) -> bytes:
-    return load_engine(path, expected)[0]

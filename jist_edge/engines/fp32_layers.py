@@ -13,7 +13,7 @@ output tensor, and take every layer downstream of that tensor, plus the layers t
 feed it from parameters alone (GeM's 1/p). Layers that do not produce floating point
 values (shape arithmetic, constants) are left alone.
 """
-from typing import Callable, Dict, List, Sequence, Set
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 # ONNX op types that start the head / belong to the trunk.
 ONNX_REDUCE_OPS = frozenset([
@@ -52,13 +52,30 @@ def fp32_head_nodes(
     ``nodes`` must be in topological order (ONNX graphs and TensorRT networks are).
     Returns [] when the graph has no reduction (nothing to pin).
     """
+    region = head_region(nodes, is_reduce, is_trunk)
+    if region is None:
+        return []
+    chosen = set(region[1])
+    return [n.name for n in nodes if n.name in chosen and n.is_float]
+
+
+def head_region(
+    nodes: Sequence[GraphNode],
+    is_reduce: Callable[[GraphNode], bool],
+    is_trunk: Callable[[GraphNode], bool],
+) -> Optional[Tuple[str, List[str]]]:
+    """(the trunk's output tensor, every node of the head in graph order, constants included).
+
+    None when the graph has no reduction. The head is what reads that tensor, directly
+    or not, plus what feeds the head from parameters alone (GeM's 1/p, clip bounds).
+    """
     producer = {}  # type: Dict[str, GraphNode]
     for node in nodes:
         for tensor in node.outputs:
             producer[tensor] = node
     first = next((n for n in nodes if is_reduce(n)), None)
     if first is None or not first.inputs:
-        return []
+        return None
     # walk up the data input to the tensor the trunk produced
     start = first.inputs[0]
     seen = set()  # type: Set[str]
@@ -83,7 +100,7 @@ def fp32_head_nodes(
             continue
         chosen.add(node.name)
         frontier.extend(t for t in node.inputs if t not in upstream)
-    return [n.name for n in nodes if n.name in chosen and n.is_float]
+    return start, [n.name for n in nodes if n.name in chosen]
 
 
 def _upstream(tensor: str, producer: Dict[str, GraphNode]) -> Set[str]:
@@ -113,8 +130,17 @@ def onnx_nodes(model) -> List[GraphNode]:
 
 def onnx_fp32_head(model) -> List[str]:
     """Node names of an ONNX encoder that must stay FP32 (and un-quantized)."""
-    return fp32_head_nodes(
-        onnx_nodes(model),
-        is_reduce=lambda n: n.kind in ONNX_REDUCE_OPS,
-        is_trunk=lambda n: n.kind in ONNX_TRUNK_OPS,
-    )
+    return fp32_head_nodes(onnx_nodes(model), _onnx_is_reduce, _onnx_is_trunk)
+
+
+def onnx_head_region(model) -> Optional[Tuple[str, List[str]]]:
+    """(trunk output tensor, head node names incl. constants) of an ONNX encoder; see head_region."""
+    return head_region(onnx_nodes(model), _onnx_is_reduce, _onnx_is_trunk)
+
+
+def _onnx_is_reduce(node: GraphNode) -> bool:
+    return node.kind in ONNX_REDUCE_OPS
+
+
+def _onnx_is_trunk(node: GraphNode) -> bool:
+    return node.kind in ONNX_TRUNK_OPS

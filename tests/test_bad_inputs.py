@@ -20,13 +20,14 @@ import pytest
 
 from bad_media import (IndexFile, bomb_bmp, bomb_png, damage_mjpg_frame, index_path, insert_junk_packet,
                        resign_map)
+from optional_imports import import_or_skip
 from video_files import frame_image, write_mjpg_avi
 
 from jist_edge.errors import IntegrityError, JistEdgeError
 from jist_edge.maps.index_check import check_hnsw_index
 from jist_edge.maps.store import build_hnsw, load_map
 
-pytest.importorskip("torch", exc_type=ImportError)
+import_or_skip("torch")
 
 # what C libraries print on their own: OpenCV's logger, FFmpeg's av_log, libjpeg, libpng
 NATIVE = re.compile(r"^(\[ ?(WARN|ERROR|INFO)|\[[\w:-]+ @ 0x[0-9a-f]+\]|Corrupt JPEG data|Premature end of JPEG|"

@@ -103,7 +103,7 @@ def main(argv: Sequence[str] = None) -> None:
     for n in args.sizes:
         base = built_index(args.cache, n, args.ef_construction, args.threads)
         for dim in args.dims:
-            path = base if dim == BUILD_DIM else reembed(base, dim, os.path.join(args.cache, "hnsw-{}x{}.bin".format(n, dim)))
+            path = base if dim == BUILD_DIM else reembed(base, dim, base.replace("x{}".format(BUILD_DIM), "x{}".format(dim)))
             row = time_check(path, dim, n, args.rounds, args.ef_construction)
             print("{places:>8} places {dim:>4}-D {mb:8.1f} MB: check {check_s_median:.3f} s (max {check_s_max:.3f}), "
                   "sha256 {sha256_s_median:.3f} s, check/sha256 {check_over_sha256:.2f}".format(mb=row["bytes"] / 1e6, **row))

@@ -22,7 +22,6 @@ Layout (little-endian; size_t is 8 bytes, tableint and linklistsizeint 4)::
 Every step is vectorised with numpy over a memory map; only the variable-length upper
 part needs a walk, and it visits just the elements that have upper levels (about 1 in M).
 """
-import bisect
 import math
 import os
 from typing import Any, Dict, List, Optional, Tuple
@@ -148,14 +147,19 @@ def _check_list_heads(heads: np.ndarray, limit: int, where: str, deleted_ok: boo
 def _check_ids(ids: np.ndarray, counts: np.ndarray, count: int, where: str,
                levels: Optional[np.ndarray] = None, block_level: Optional[np.ndarray] = None) -> None:
     """Every used slot (column < its list's count) holds an element id; upper-level
-    links must point at elements that have that level (hnswlib follows them there)."""
-    used = np.arange(ids.shape[1], dtype=np.uint32)[None, :] < counts[:, None]
-    bad = used & (ids >= count)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise _Fault("a {} link (list #{}, slot {}) points at element {}, but there are {}".format(
-            where, int(row), int(col), int(ids[row, col]), count))
+    links must point at elements that have that level (hnswlib follows them there).
+
+    Slots past a list's count are never read by hnswlib; in a sound file they hold ids too,
+    so one max() over the whole table settles the usual case without building masks."""
+    if ids.size and int(ids.max()) >= count:
+        used = np.arange(ids.shape[1], dtype=np.uint32)[None, :] < counts[:, None]
+        bad = used & (ids >= count)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise _Fault("a {} link (list #{}, slot {}) points at element {}, but there are {}".format(
+                where, int(row), int(col), int(ids[row, col]), count))
     if levels is not None:
+        used = np.arange(ids.shape[1], dtype=np.uint32)[None, :] < counts[:, None]
         target = levels[np.where(used, ids, 0)]
         low = used & (target < block_level[:, None])
         if low.any():
@@ -169,16 +173,12 @@ def _check_upper_levels(data: np.ndarray, h: Dict[str, Any], count: int) -> np.n
     start = HEADER.itemsize + count * h["size_data_per_element"]
     tail = np.ndarray(((data.size - start) // 4,), dtype="<u4", buffer=data, offset=start)
     block_words = 1 + h["maxM"]
-    records = _walk_records(tail, count, 4 * block_words)
+    records = _walk_records(tail, count, 4 * block_words, h["maxlevel"])
     levels = np.zeros(count, dtype=np.int64)
     if not records:
         return levels
     elems, firsts, nlev = (np.array(col, dtype=np.int64) for col in zip(*records))
     levels[elems] = nlev
-    if nlev.max() > h["maxlevel"]:
-        bad = int(np.argmax(nlev))
-        raise _Fault("element {} has level {}, above the header's maxlevel {}".format(
-            int(elems[bad]), int(nlev[bad]), h["maxlevel"]))
     # one row per (element, level >= 1) block: where it starts in the tail and which level it is
     owner = np.repeat(np.arange(len(elems)), nlev)
     within = np.arange(len(owner)) - np.repeat(np.cumsum(nlev) - nlev, nlev)
@@ -190,38 +190,50 @@ def _check_upper_levels(data: np.ndarray, h: Dict[str, Any], count: int) -> np.n
     return levels
 
 
-def _walk_records(tail: np.ndarray, count: int, block_bytes: int) -> List[Tuple[int, int, int]]:
+def _walk_records(tail: np.ndarray, count: int, block_bytes: int, maxlevel: int) -> List[Tuple[int, int, int]]:
     """(element, word offset, level) of every element with upper levels.
 
-    Records are [size][size bytes]; a level-0 element's record is one zero word, so the
-    walk jumps from one non-zero size word to the next with a bisection over the
-    non-zero words instead of visiting every element."""
-    where = np.flatnonzero(tail)
-    nonzero, values = where.tolist(), tail[where].tolist()
+    Records are [size][size bytes]; a level-0 element's record is one zero word. The
+    walk visits only candidate record starts (words that are a whole number of blocks,
+    at most maxlevel of them) and proves with a running count of non-zero words that
+    nothing but zero words (level-0 elements) lies between two records, so it takes one
+    step per element with upper levels, not one per element."""
+    nonzero = tail != 0
+    seen = np.concatenate(([0], np.cumsum(nonzero, dtype=np.int64)))  # non-zero words before each offset
+    cand = np.flatnonzero(nonzero & (tail % block_bytes == 0) & (tail <= maxlevel * block_bytes))
+    levels = (tail[cand] // block_bytes).astype(np.int64)
+    ends = cand + 1 + levels * (block_bytes // 4)
+    follow = np.searchsorted(cand, ends).tolist()
+    cand, levels, ends = cand.tolist(), levels.tolist(), ends.tolist()
     out = []  # type: List[Tuple[int, int, int]]
     pos = elem = k = 0
-    n_words, n_nonzero = len(tail), len(nonzero)
+    n_words, n_cand = len(tail), len(cand)
     while elem < count:
-        k = bisect.bisect_left(nonzero, pos, k)
-        nxt = nonzero[k] if k < n_nonzero else n_words
-        if elem + nxt - pos >= count:  # the rest are level-0 elements
-            pos += count - elem
-            break
+        nxt = min(cand[k] if k < n_cand else n_words, pos + count - elem)
+        if seen[nxt] != seen[pos]:
+            _bad_record(tail, pos, elem, block_bytes, maxlevel)
         elem += nxt - pos
-        if k == n_nonzero:
-            raise _Fault("the file ends after {} of {} elements' upper-level records (truncated?)".format(elem, count))
-        size = values[k]
-        if size % block_bytes:
-            raise _Fault("element {}'s upper-level record has {} bytes, not a multiple of {}".format(
-                elem, size, block_bytes))
-        pos = nxt + 1 + size // 4
-        if pos > n_words:
+        pos = nxt
+        if elem == count:
+            break
+        if k >= n_cand:
+            raise _Fault("the file ends after {} of {} elements' records (truncated?)".format(elem, count))
+        if ends[k] > n_words:
             raise _Fault("element {}'s upper-level record runs past the end of the file (truncated?)".format(elem))
-        out.append((elem, nxt, size // block_bytes))
-        elem += 1
+        out.append((elem, nxt, levels[k]))
+        pos, elem, k = ends[k], elem + 1, follow[k]
     if pos != n_words:
         raise _Fault("{} bytes follow the last element's record".format(4 * (n_words - pos)))
     return out
+
+
+def _bad_record(tail: np.ndarray, pos: int, elem: int, block_bytes: int, maxlevel: int) -> None:
+    """Raise for the first record from ``pos`` on whose size word is no whole number of blocks up to maxlevel."""
+    first = pos + int(np.flatnonzero(tail[pos:])[0])
+    size = int(tail[first])
+    raise _Fault("element {}'s upper-level record has {} bytes, not {} of {}-byte blocks".format(
+        elem + first - pos, size, "a whole number" if size % block_bytes else "at most maxlevel={}".format(maxlevel),
+        block_bytes))
 
 
 def _check_levels(h: Dict[str, Any], levels: np.ndarray) -> None:

@@ -37,6 +37,7 @@ class VideoFileSource(_CaptureSource):
         self._cap = cap
         self.frame_count = count if count > 0 else None
         self.fps = rate
+        self._decoded = self._lost = 0  # frames grabbed, and frames counted lost, in the last pass
 
     def __iter__(self) -> Iterator[Frame]:
         # One frame of lookahead: the last frame before a truncation is usually only

@@ -2,6 +2,7 @@
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from jist_edge.benchmarks import capture, precision
 from jist_edge.benchmarks.machine import one_line
 from jist_edge.benchmarks.soak import markdown as soak_markdown
 from jist_edge.fileio import write_bytes_atomic, write_json_atomic
@@ -173,6 +174,8 @@ def markdown(result: Dict[str, Any], plots: List[str], plot_note: Optional[str])
             lines.append("| {}x{} | {} | {} | {:.1f} | {} |".format(size["height"], size["width"], name, _ms(s), s["fps"],
                                                                   _ratio(r) if r else "1 (baseline)"))
     lines += ["", "{} interleaved rounds per input size.".format(result["encoders"]["sizes"][0]["rounds"]), ""]
+    lines += precision.markdown(result["precision"]) if "precision" in result else []
+    lines += capture.markdown(result["capture"]) if "capture" in result else []
 
     st = result["streaming"]
     lines += ["## Streaming (encode each frame once) vs re-encoding every window", "",

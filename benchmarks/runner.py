@@ -27,6 +27,8 @@ MODES = {
         "test_seq_lens": [1, 3, 5, 10], "seq_map_size": 1000, "seq_queries": 50, "seq_runs": 30,
         "map_sizes": [1000, 5000], "efs": [16, 64], "queries": 50, "dim_sizes": [2000],
         "pipeline_runs": 15, "pipeline_warmup": 5, "pipeline_map_frames": 20, "soak_frames": 300,
+        "precision_rounds": 6, "precision_budget_s": 8.0, "tuning_rounds": 0, "tuning_budget_s": 0.0,
+        "e2e_runs": 10, "capture_frames": 30,
     },
     "default": {
         "img_size": (480, 640), "extra_img_sizes": [(240, 320)], "encoder_rounds": 20, "encoder_budget_s": 40.0,
@@ -35,6 +37,9 @@ MODES = {
         "map_sizes": [1000, 10000, 100000], "efs": [16, 32, 64, 128, 256], "queries": 300,
         "dim_sizes": [10000, 100000],
         "pipeline_runs": 60, "pipeline_warmup": 10, "pipeline_map_frames": 60, "soak_frames": 5000,
+        "precision_rounds": 20, "precision_budget_s": 40.0, "tuning_rounds": 10, "tuning_budget_s": 120.0,
+        "e2e_runs": 40,
+        "capture_frames": 100,
     },
 }
 
@@ -74,9 +79,7 @@ def run_bench(cfg: Dict[str, Any], cache_dir: str, model: Optional[str] = None, 
     log("encoders: backends {}".format(", ".join(names)))
     t = time.perf_counter()
     result["encoders"] = {"backends": names, "sizes": []}
-    for bundle in [main_bundle] + [bundles.random_bundle(cache_dir, size, main_bundle.seq_len, log)[0]
-                                   for size in cfg["extra_img_sizes"]
-                                   if tuple(size) != (main_bundle.height, main_bundle.width)]:
+    for bundle in _size_bundles(main_bundle, cfg, cache_dir, log):
         log("encoders: {}x{}, batch 1, {} interleaved rounds".format(bundle.height, bundle.width, cfg["encoder_rounds"]))
         row = encoders.bench_backends(bundle, names, cfg["encoder_rounds"], warmup=2, budget_s=cfg["encoder_budget_s"])
         for name in names:
@@ -84,6 +87,10 @@ def run_bench(cfg: Dict[str, Any], cache_dir: str, model: Optional[str] = None, 
                 name, row["stats"][name]["p50_ms"], row["stats"][name]["p95_ms"], row["stats"][name]["fps"]))
         result["encoders"]["sizes"].append(row)
     durations["encoders"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    _precision(result, main_bundle, names, cfg, cache_dir, log)
+    durations["precision"] = time.perf_counter() - t
 
     t = time.perf_counter()
     log("streaming vs re-encoding windows ({}, L = {})".format(names[0], ", ".join(map(str, cfg["seq_lens"]))))
@@ -126,6 +133,31 @@ def run_bench(cfg: Dict[str, Any], cache_dir: str, model: Optional[str] = None, 
     result["durations_s"] = durations
     result["claims"] = claims.evaluate(result)
     return result
+
+
+def _size_bundles(main_bundle: Any, cfg: Dict[str, Any], cache_dir: str, log: Log) -> List[Any]:
+    """The main bundle, then a random-init one per extra input size (exported once, cached)."""
+    return [main_bundle] + [bundles.random_bundle(cache_dir, size, main_bundle.seq_len, log)[0]
+                            for size in cfg["extra_img_sizes"] if tuple(size) != (main_bundle.height, main_bundle.width)]
+
+
+def _precision(result: Dict[str, Any], main_bundle: Any, names: Sequence[str], cfg: Dict[str, Any], cache_dir: str,
+               log: Log) -> None:
+    """FP32 vs CPU INT8 (ONNX Runtime) and the capture path's CPU cost; skipped with a note when impossible."""
+    from jist_edge.benchmarks import capture, precision
+
+    result["capture"] = capture.run(main_bundle, cfg["capture_frames"], log)
+    try:
+        import onnx  # noqa: F401  (the quantizer needs it)
+        import onnxruntime.quantization  # noqa: F401
+    except ImportError as exc:
+        result["notes"].append("encoder precision skipped: the INT8 quantizer cannot run here ({})".format(exc))
+        return
+    if "onnxruntime" not in names:
+        result["notes"].append("encoder precision skipped: the onnxruntime backend was not benchmarked")
+        return
+    log("encoder precision: FP32 vs CPU INT8 (ONNX Runtime), interleaved")
+    result["precision"] = precision.run(_size_bundles(main_bundle, cfg, cache_dir, log), cache_dir, cfg, log)
 
 
 def _main_bundle(model: Optional[str], cfg: Dict[str, Any], cache_dir: str, log: Log) -> Tuple[Any, float]:

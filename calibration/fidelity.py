@@ -15,7 +15,7 @@ kernels have), and for ``fp16-all`` the head computed in torch's float16. Host t
 (torch, onnxruntime).
 """
 import copy
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -160,10 +160,21 @@ def fp16_encoder(model, head_fp32: bool = True) -> Encoder:
     return encode
 
 
-def split_route(frames: np.ndarray, seq_len: int) -> Sequence[np.ndarray]:
-    """One pass -> (database, query): even and odd frames, each still a route."""
-    db, q = frames[0::2], frames[1::2]
-    if min(db.shape[0], q.shape[0]) < seq_len:
-        raise JistEdgeError("the route has {} frames; need at least {} to split it into two passes of L={}".format(
-            frames.shape[0], 2 * seq_len, seq_len))
-    return db, q
+def revisit(images: Sequence[np.ndarray], seed: int = 0, shift_px: int = 1, gain: float = 0.9,
+            noise: float = 4.0) -> List[np.ndarray]:
+    """The route seen again (a stand-in query pass when no second pass is given): each frame
+    ``shift_px`` further along, darker by ``gain``, with Gaussian sensor noise.
+
+    Why not even frames as the map and odd ones as the queries: every odd window then lies
+    exactly halfway between two map windows, FP32's own choice is a coin toss, and any
+    perturbation flips it (measured: agreement 0.64-0.69 for INT8 at cosine 0.9999)."""
+    import cv2
+
+    rng = np.random.RandomState(seed)
+    out = []
+    for image in images:
+        shift = np.float32([[1, 0, -shift_px], [0, 1, 0]])
+        moved = cv2.warpAffine(image, shift, (image.shape[1], image.shape[0]), borderMode=cv2.BORDER_REFLECT)
+        noisy = moved.astype(np.float32) * gain + rng.normal(0, noise, size=image.shape)
+        out.append(np.clip(noisy, 0, 255).astype(np.uint8))
+    return out

@@ -124,6 +124,15 @@ def _probe_backends() -> Dict[str, Any]:
     return {"available": names, "auto": names[0] if names else None, "status": why}
 
 
+def _probe_cpu_int8() -> Dict[str, Any]:
+    """Whether ONNX Runtime's INT8 encoder pays on this CPU (VNNI / dot product), and its cores."""
+    from jist_edge.backends.cpu_features import int8_support, physical_cores
+
+    info = int8_support()
+    info["physical_cores"] = physical_cores()
+    return info
+
+
 def collect() -> Dict[str, Any]:
     import numpy
 
@@ -140,6 +149,7 @@ def collect() -> Dict[str, Any]:
         "gpu": _probe_gpu(bool(trt_info.get("installed")), bool(cuda_info.get("pycuda"))),
         "jetson": {"model": jetson_model(), "l4t": l4t_release()},
         "backends": _probe_backends(),
+        "cpu_int8": _probe_cpu_int8(),
     }
     report["advice"] = advice(report)
     return report
@@ -163,6 +173,10 @@ def advice(report: Dict[str, Any]) -> List[str]:
     gpu = report["gpu"]
     if gpu.get("probed") and not gpu.get("fast_int8"):
         tips.append("no fast INT8 on {}: build FP16 engines (INT8 is refused unless --force)".format(gpu.get("gpu")))
+    cpu = report.get("cpu_int8", {})
+    if cpu.get("verdict") in ("fast", "some") and report["backends"]["auto"] == "onnxruntime":
+        tips.append("the CPU encoder can run INT8 ({}): `jist-edge calibrate --calibration route.mp4`, then "
+                    "`jist-edge run --precision best`".format(", ".join(cpu["dot_product"] or cpu["wide_int"])))
     if report["backends"]["auto"] is None:
         tips.append("no encoder backend is available: pip install onnxruntime")
     return tips
@@ -200,6 +214,9 @@ def rows(report: Dict[str, Any]) -> List[Tuple[str, str]]:
     ]
     if report["jetson"]["l4t"]:
         out.append(("L4T", report["jetson"]["l4t"]))
+    cpu = report.get("cpu_int8")
+    if cpu:
+        out.append(("CPU INT8", "{} ({} physical cores): {}".format(cpu["verdict"], cpu["physical_cores"], cpu["why"])))
     backends = report["backends"]
     out.append(("auto backend", backends["auto"] or "none"))
     for name, status in sorted(backends["status"].items()):

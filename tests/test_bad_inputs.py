@@ -262,7 +262,7 @@ def test_image_bombs_are_skipped_by_map_build_and_run(route, tmp_path):
 def test_image_bombs_are_skipped_by_calibrate(route, tmp_path):
     folder = _route_with(tmp_path, BOMBS)
     proc = jist("calibrate", route["model"], "--calibration", folder, "--frames", "15", "--route-frames", "15",
-                "--no-fp16", "--report", tmp_path / "r.json", timeout=600)
+                "--no-fp16", "--report", tmp_path / "r.json", "--workspace", tmp_path / "ws", timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "3 of 15 selected calibration frames" in proc.stderr and not NATIVE.search(proc.stderr), proc.stderr
     assert json.loads(open(str(tmp_path / "r.json")).read())["calibration"]["frames"] == 15

@@ -216,7 +216,7 @@ def test_claims_read_measured_keys(bench_run):
     r = bench_run["result"]
     ids = [c["id"] for c in r["claims"]]
     assert ids == ["descriptor_size", "faster_matching", "ann_viable", "faster_inference", "real_time_nano",
-                   "sequence_length_robust"]
+                   "int8_cpu_encoder", "sequence_length_robust"]
     for c in r["claims"]:
         assert c["value"] == pytest.approx(float(claims.lookup(r, c["key"])))
         for name, key in c["related_keys"].items():
@@ -225,6 +225,30 @@ def test_claims_read_measured_keys(bench_run):
         assert c["criterion"] and c["hardware"]
     nano = {c["id"]: c for c in r["claims"]}["real_time_nano"]
     assert nano["holds"] is None  # this test machine is not a Jetson Nano
+
+
+def test_precision_and_capture_sections(bench_run):
+    """FP32 vs CPU INT8 really ran both encoders (INT8 differs yet agrees), alternating; capture timed both sizes."""
+    r = bench_run["result"]
+    prec = r["precision"]
+    row = prec["sizes"][0]
+    assert (row["height"], row["width"]) == (bench_run["bundle"].height, bench_run["bundle"].width)
+    assert row["stats"]["fp32"]["n"] == row["stats"]["int8"]["n"] == row["rounds"] >= 3
+    assert row["speedup"]["min"] <= row["speedup"]["median"] <= row["speedup"]["max"]
+    assert 0.99 <= row["fidelity"]["frame_cosine_mean"] < 1.0 and row["random_weights"]
+    assert os.path.isfile(row["int8_model"]) and prec["cpu_int8"]["verdict"] in ("fast", "some", "none", "unknown")
+    e2e = prec["end_to_end"]
+    assert e2e["stats"]["fp32"]["n"] == e2e["stats"]["int8"]["n"] == e2e["runs"]
+    assert len(prec["load_average_start"]) == 3
+    cap = r["capture"]
+    for path in ("720p", "model"):
+        assert cap["stats"][path]["preprocess"]["n"] == cap["frames"]
+    assert cap["model_wh"] == [row["width"], row["height"]] and cap["full_wh"] == [1280, 720]
+    int8 = {c["id"]: c for c in r["claims"]}["int8_cpu_encoder"]
+    assert int8["value"] == row["speedup"]["median"] and "random weights" in int8["criterion"]
+    with open(bench_run["written"]["markdown"]) as handle:
+        text = handle.read()
+    assert "Encoder precision (CPU: FP32 vs INT8)" in text and "720p in vs model size in" in text
 
 
 def test_markdown_report_and_plots(bench_run):

@@ -198,12 +198,15 @@ def test_calibrate_cli_writes_qdq_and_report(tiny_bundle, route_folder, tmp_path
     report = str(tmp_path / "fidelity.json")
     result = CliRunner().invoke(main, [
         "calibrate", tiny_bundle.path, "--calibration", route_folder, "--frames", "6",
-        "--route-frames", "14", "--no-fp16", "--qdq", qdq, "--report", report])
+        "--route-frames", "14", "--no-fp16", "--qdq", qdq, "--report", report, "--workspace", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "int8-qdq" in result.output and "top-1 agree" in result.output
+    assert "int8-qdq" in result.output and "int8-cpu" in result.output and "top-1 agree" in result.output
     data = json.loads(open(report).read())
     assert data["bundle_id"] == tiny_bundle.bundle_id and data["calibration"]["frames"] == 6
     assert data["variants"]["int8-qdq"]["frame_cosine_min"] > 0.99
+    # both INT8 variants side by side; only the CPU one is installed for ONNX Runtime
+    assert data["qdq"]["activations"] == "int8" and data["cpu_int8_quantization"]["activations"] == "uint8"
+    assert data["cpu_int8"]["installed"] == str(tmp_path / "engines" / "encoder-int8-cpu.onnx")
     import onnxruntime as ort
     session = ort.InferenceSession(qdq, providers=["CPUExecutionProvider"])
     out = session.run(None, {session.get_inputs()[0].name: np.zeros(

@@ -16,6 +16,9 @@ BACKENDS = {
     "tensorrt": "tensorrt_backend",
     "onnxruntime": "onnxruntime_backend",
 }
+# what precision "auto" means on each backend: FP16 engines on TensorRT, FP32 on ONNX Runtime
+# (its INT8 needs a calibrated model: --precision int8 or best)
+AUTO_PRECISION = {"tensorrt": "fp16", "onnxruntime": "fp32"}
 
 
 class EncoderBackend(object):
@@ -81,8 +84,11 @@ def resolve_backend(name: str) -> str:
 
 
 def create_encoder(bundle, backend: str = "auto", **options: Any) -> EncoderBackend:
-    """Open the bundle's encoder on the named backend ("auto" picks the best available)."""
+    """Open the bundle's encoder on the named backend ("auto" picks the best available);
+    ``precision="auto"`` becomes the backend's default (AUTO_PRECISION)."""
     name = resolve_backend(backend)
+    if options.get("precision") == "auto":
+        options["precision"] = AUTO_PRECISION[name]
     try:
         module = _module(name)
     except ImportError as exc:

@@ -47,8 +47,11 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many results.")
 @click.option("--backend", default="auto", show_default=True,
               type=click.Choice(["auto", "onnxruntime", "tensorrt"]), help="Encoder backend.")
-@click.option("--precision", default="fp16", show_default=True, type=click.Choice(["fp32", "fp16", "int8", "best"]),
-              help="TensorRT engine precision (--backend tensorrt).")
+@click.option("--precision", default="auto", show_default=True,
+              type=click.Choice(["auto", "fp32", "fp16", "int8", "best"]),
+              help="Encoder precision. auto: FP16 engine on TensorRT, FP32 on ONNX Runtime. int8: a TensorRT "
+                   "INT8 engine, or on ONNX Runtime the CPU INT8 model `jist-edge calibrate` makes. best: the "
+                   "fastest that passed its checks (ONNX Runtime: INT8 if calibrated and its fidelity gate passed).")
 @click.option("--no-build", is_flag=True, help="TensorRT: refuse a missing or stale engine instead of rebuilding it.")
 @click.option("--ef", type=click.IntRange(1), default=None, help="hnswlib search ef [default: 64].")
 @click.option("--exact", is_flag=True, help="Exact squared-L2 search instead of hnswlib.")
@@ -58,10 +61,13 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @click.option("--height", type=int, default=None, help="Camera capture height.")
 @click.option("--fps", type=int, default=None, help="Camera frame rate.")
 @click.option("--flip", type=int, default=None, help="CSI flip-method (0-7).")
+@click.option("--full-frame", is_flag=True,
+              help="csi://: hand over full-size frames (e.g. for --display) instead of letting nvvidconv "
+                   "scale them to the model's input size in hardware.")
 @click.option("--quiet", is_flag=True, help="No status line and no summary.")
 @workspace_option
 def command(model, map_dir, camera, video, images, top_k, output, display, max_frames, backend, precision, no_build,
-            ef, exact, realtime, max_retries, width, height, fps, flip, quiet, workspace_path):
+            ef, exact, realtime, max_retries, width, height, fps, flip, full_frame, quiet, workspace_path):
     """Localize every frame of a camera, stream, video or image folder against a map.
 
     One JSON line per frame (match, position, per-stage latency, drops) goes to
@@ -79,14 +85,18 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     json_to_stdout = output is None and not sys.stdout.isatty()
     log = (lambda msg: click.echo(msg, err=True)) if json_to_stdout else click.echo
     if not quiet:
-        log("jist-edge run: {} encoder on {}, map {} ({} sequences){}".format(
-            info["backend"], uri, map_dir, info["map_sequences"],
-            "  [RANDOM WEIGHTS: pipeline demo only]" if loc.bundle.random_init else ""))
+        log("jist-edge run: {} encoder{} on {}, map {} ({} sequences){}".format(
+            info["backend"], " ({})".format(info["precision"]) if info.get("precision") else "", uri, map_dir,
+            info["map_sequences"], "  [RANDOM WEIGHTS: pipeline demo only]" if loc.bundle.random_init else ""))
+        if info.get("precision_note"):
+            log("  " + info["precision_note"])
     stats = RunStats()
     sinks = None
     try:
         sinks = Sinks(output, json_to_stdout, display, quiet, log)
         source_opts = dict(max_retries=max_retries, width=width, height=height, fps=fps, flip=flip)
+        if full_frame:
+            source_opts["scale_to"] = None
         try:
             for result in loc.stream(uri, realtime=realtime, max_frames=max_frames, **source_opts):
                 stats(result)

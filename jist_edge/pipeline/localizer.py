@@ -107,7 +107,11 @@ class Localizer(object):
 
     @classmethod
     def open(cls, model_dir: str, map_dir: str, **options: Any) -> "Localizer":
-        """Verify the bundle and the map (and that they belong together), then open the encoder."""
+        """Verify the bundle and the map (and that they belong together), then open the encoder.
+
+        Options: backend ("auto", "onnxruntime", "tensorrt"), precision ("auto", "fp32", "fp16",
+        "int8", "best"; see `jist-edge run --help`), cache_dir (engines and the CPU INT8 model,
+        default <workspace>/engines), top_k, ef, exact; an option the backend cannot honour is refused."""
         from jist_edge.maps.store import load_map
 
         bundle = load_bundle(os.path.expanduser(model_dir))
@@ -168,7 +172,9 @@ class Localizer(object):
 
         if max_frames is not None and int(max_frames) < 1:
             raise JistEdgeError("max_frames must be at least 1, got {}".format(max_frames))
-        src, own = as_frame_source(source, realtime=realtime, **source_options)
+        # csi://: nvvidconv scales to the model's input size in hardware (scale_to=None: full frames)
+        src, own = as_frame_source(source, realtime=realtime, uri_defaults={
+            "scale_to": (self.bundle.width, self.bundle.height)}, **source_options)
         emitted = 0
         try:
             for frame, wait, dropped in iter_frames(src, realtime):

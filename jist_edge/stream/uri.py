@@ -11,7 +11,7 @@ cheap to call from a CLI before anything is opened.
 """
 import os
 import re
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import cv2
 
@@ -157,17 +157,57 @@ def gstreamer_missing_message(uri: str) -> str:
             "opencv-python-headless opencv-contrib-python").format(uri, cv2.__version__, where)
 
 
-def csi_pipeline(sensor_id: int, width: int, height: int, fps: int, flip: int) -> str:
-    """nvarguscamerasrc -> BGR appsink that keeps only the newest buffer (no seconds of lag)."""
+def csi_pipeline(sensor_id: int, width: int, height: int, fps: int, flip: int,
+                 out_size: Optional[Tuple[int, int]] = None) -> str:
+    """nvarguscamerasrc -> BGR appsink that keeps only the newest buffer (no seconds of lag).
+
+    The sensor captures width x height; ``out_size`` (w, h), when given, is the size
+    nvvidconv scales to on the hardware (VIC) before the CPU sees a pixel, so that
+    videoconvert's BGRx->BGR and the runtime's resize work on a model-sized frame
+    instead of a 720p one (see csi_output_size)."""
     if not 0 <= flip <= 7:
         raise JistEdgeError("csi://{}: flip must be an nvvidconv flip-method 0-7, got {}".format(sensor_id, flip))
-    for name, value in (("width", width), ("height", height), ("fps", fps)):
+    for name, value in (("width", width), ("height", height), ("fps", fps)) + (
+            (("output width", out_size[0]), ("output height", out_size[1])) if out_size else ()):
         if value <= 0:
             raise JistEdgeError("csi://{}: {} must be positive, got {}".format(sensor_id, name, value))
+    scaled = "width={},height={},".format(int(out_size[0]), int(out_size[1])) if out_size else ""
     return ("nvarguscamerasrc sensor-id={} ! "
             "video/x-raw(memory:NVMM),width={},height={},framerate={}/1 ! "
-            "nvvidconv flip-method={} ! video/x-raw,format=BGRx ! videoconvert ! "
-            "video/x-raw,format=BGR ! appsink drop=true max-buffers=1").format(sensor_id, width, height, fps, flip)
+            "nvvidconv flip-method={} ! video/x-raw,{}format=BGRx ! videoconvert ! "
+            "video/x-raw,format=BGR ! appsink drop=true max-buffers=1").format(
+                sensor_id, width, height, fps, flip, scaled)
+
+
+# nvvidconv flip-methods that turn the frame by 90 degrees (width and height swap)
+_TRANSPOSING_FLIPS = (1, 3, 5, 7)
+
+
+def csi_output_size(capture: Tuple[int, int], model: Optional[Tuple[int, int]], flip: int = 0) -> Optional[Tuple[int, int]]:
+    """(w, h) for nvvidconv to scale to: the model's input size, never above the captured size
+    (the hardware only shrinks here; enlarging stays the CPU's job), each side rounded up to an
+    even number (4:2:0 surfaces have even sides). None (no scaling) without a model size or when
+    it equals the captured size."""
+    if model is None:
+        return None
+    cap_w, cap_h = (capture[1], capture[0]) if flip in _TRANSPOSING_FLIPS else (capture[0], capture[1])
+    out = tuple(min(int(m) + int(m) % 2, c) for m, c in zip(model, (cap_w, cap_h)))
+    return None if out == (cap_w, cap_h) else (out[0], out[1])
+
+
+def csi_capture(spec: SourceSpec, overrides: Dict[str, Optional[int]],
+                scale_to: Optional[Tuple[int, int]] = None) -> Tuple[str, str]:
+    """(pipeline, description) of a csi:// source: CSI_DEFAULTS < URI options < ``overrides``
+    (width/height/fps/flip given by the caller, None = not given); ``scale_to`` as in csi_output_size."""
+    opts = dict(CSI_DEFAULTS)
+    opts.update(spec.options)
+    opts.update({k: int(v) for k, v in overrides.items() if v is not None})
+    out = csi_output_size((opts["width"], opts["height"]), scale_to, opts["flip"])
+    pipeline = csi_pipeline(spec.device, opts["width"], opts["height"], opts["fps"], opts["flip"], out)
+    description = "CSI camera {} ({}x{} at {} fps{})".format(
+        spec.device, opts["width"], opts["height"], opts["fps"],
+        ", scaled to {}x{} by nvvidconv".format(out[0], out[1]) if out else "")
+    return pipeline, description
 
 
 def rtsp_gstreamer_pipeline(url: str) -> str:

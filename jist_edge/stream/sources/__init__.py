@@ -8,7 +8,7 @@ reopened with exponential backoff (see .live); a file that ends is a clean end.
 """
 import numbers
 import os
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -20,8 +20,8 @@ from jist_edge.stream.sources.live import (DEFAULT_BACKOFF_MAX_S, DEFAULT_BACKOF
                                            LiveCaptureSource, call_with_timeout, camera_name, camera_opener,
                                            csi_opener, redact_url, rtsp_opener)
 from jist_edge.stream.sources.video import VideoFileSource
-from jist_edge.stream.uri import (CSI_DEFAULTS, VIDEO_EXTENSIONS, csi_pipeline, gstreamer_missing_message,
-                                  opencv_has_gstreamer, parse_source_uri)
+from jist_edge.stream.uri import (VIDEO_EXTENSIONS, csi_capture, gstreamer_missing_message, opencv_has_gstreamer,
+                                  parse_source_uri)
 
 __all__ = ["FrameSource", "ImageFolderSource", "VideoFileSource", "LiveCaptureSource", "IterableSource",
            "open_source", "as_frame_source", "call_with_timeout", "jpeg_is_truncated", "redact_url", "SkipCallback"]
@@ -30,18 +30,22 @@ SOURCE_KINDS_TEXT = ("a camera number, device, URL, video file or image folder (
                      "a FrameSource, or an iterable of BGR numpy arrays (a list, generator, queue)")
 
 
-def as_frame_source(source: Any, realtime: bool = False, **options: Any) -> Tuple[FrameSource, bool]:
+def as_frame_source(source: Any, realtime: bool = False, uri_defaults: Optional[Dict[str, Any]] = None,
+                    **options: Any) -> Tuple[FrameSource, bool]:
     """Whatever a caller may stream -> (FrameSource, True when opened here and to be closed by the caller).
 
-    URIs and paths are opened with ``options`` (see open_source); a FrameSource is used
-    as it is; any other iterable is read item by item (see .arrays). Anything else, or
-    options that only a URI can take, raise JistEdgeError naming the accepted kinds."""
+    URIs and paths are opened with ``uri_defaults`` updated by ``options`` (see
+    open_source); a FrameSource is used as it is; any other iterable is read item by item
+    (see .arrays). Anything else, or options that only a URI can take, raise
+    JistEdgeError naming the accepted kinds."""
     if hasattr(source, "__fspath__"):
         source = os.fspath(source)
     if isinstance(source, numbers.Integral) and not isinstance(source, (bool, np.bool_)):
         source = int(source)  # a camera number
     if isinstance(source, (str, int)) and not isinstance(source, bool):
-        return open_source(source, realtime=realtime, **options), True
+        opened = dict(uri_defaults or {})
+        opened.update(options)
+        return open_source(source, realtime=realtime, **opened), True
     if isinstance(source, np.ndarray) and source.ndim != 4:
         raise JistEdgeError("stream() got one {}-D array; give a sequence of frames (a list, a generator or an "
                             "N x H x W x 3 array), or use process() for a single image".format(source.ndim))
@@ -60,13 +64,15 @@ def open_source(uri: Union[str, int], realtime: bool = False, max_retries: int =
                 height: Optional[int] = None, fps: Optional[float] = None, flip: Optional[int] = None,
                 stride: int = 1, backoff_s: float = DEFAULT_BACKOFF_S, backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
                 open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S,
-                on_skip: Optional[SkipCallback] = None) -> FrameSource:
+                on_skip: Optional[SkipCallback] = None, scale_to: Optional[Tuple[int, int]] = None) -> FrameSource:
     """Open what a URI names (see jist_edge.stream.uri); raises JistEdgeError naming it when it cannot.
 
     width/height/fps set a camera's capture mode; ``fps`` also gives an image folder
     its frame rate (timestamps, --realtime pacing). ``flip`` is nvvidconv's
     flip-method 0-7: in the pipeline for csi://, in software elsewhere. ``realtime``
-    is recorded on the source for jist_edge.stream.capture.iter_frames."""
+    is recorded on the source for jist_edge.stream.capture.iter_frames. ``scale_to`` (w, h):
+    csi:// frames are scaled to about this size by nvvidconv in hardware (the Localizer
+    passes the model's input size); other sources ignore it."""
     if int(stride) < 1:
         raise JistEdgeError("stride must be 1 or more, got {}".format(stride))
     if flip is not None and not 0 <= int(flip) <= 7:
@@ -90,15 +96,9 @@ def open_source(uri: Union[str, int], realtime: bool = False, max_retries: int =
     elif spec.kind == "csi":
         if not opencv_has_gstreamer():
             raise JistEdgeError(gstreamer_missing_message(spec.uri))
-        opts = dict(CSI_DEFAULTS)
-        opts.update(spec.options)
-        opts.update({k: int(v) for k, v in (("width", width), ("height", height), ("fps", fps), ("flip", flip))
-                     if v is not None})
-        pipeline = csi_pipeline(spec.device, opts["width"], opts["height"], opts["fps"], opts["flip"])
-        name = "csi://{}".format(spec.device)
-        source = LiveCaptureSource(name, csi_opener(spec, pipeline),
-                                   description="CSI camera {} ({}x{} at {} fps)".format(
-                                       spec.device, opts["width"], opts["height"], opts["fps"]), **live_opts)
+        pipeline, description = csi_capture(spec, dict(width=width, height=height, fps=fps, flip=flip), scale_to)
+        source = LiveCaptureSource("csi://{}".format(spec.device), csi_opener(spec, pipeline),
+                                   description=description, **live_opts)
     else:
         shown = redact_url(spec.path)
         source = LiveCaptureSource(shown, rtsp_opener(spec.path, open_timeout_s), flip=flip,

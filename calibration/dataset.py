@@ -89,12 +89,18 @@ class CalibrationSet(object):
         from jist_edge.stream.sources import ImageFolderSource, VideoFileSource
 
         self.skipped = 0
+        first = []  # type: List[str]
+
+        def note(index: int, name: Optional[str], reason: str) -> None:
+            if not first:
+                first.append("{}: {}".format(name or "frame {}".format(index), reason))
+
         if self.kind == "images":
-            folder = ImageFolderSource(self.source)
+            folder = ImageFolderSource(self.source, on_skip=note)
             frames = (folder.read_frame(i) for i in self.indices)  # type: Iterator[Any]
         else:
             # the runtime's reader: same frame indices and the same handling of bad frames as map building
-            frames = _selected_video_frames(VideoFileSource(self.source), self.indices)
+            frames = _selected_video_frames(VideoFileSource(self.source, on_skip=note), self.indices)
         read = 0
         for frame in frames:
             if frame is None:
@@ -104,8 +110,8 @@ class CalibrationSet(object):
             self.frames_read += 1
             yield frame.image
         if not read:
-            raise JistEdgeError("calibration source {}: none of the {} selected frames could be read".format(
-                self.source, len(self.indices)))
+            raise JistEdgeError("calibration source {}: the {} selected frames cannot be read ({})".format(
+                self.source, len(self.indices), first[0] if first else "the video delivered none of them"))
 
     def batches(self, batch_size: int, pad: bool = False) -> Iterator[np.ndarray]:
         """Nx3xHxW float32 batches; with ``pad`` the last one is filled up by repeating

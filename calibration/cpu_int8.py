@@ -22,6 +22,7 @@ import numpy as np
 from jist_edge.backends import int8_model
 from jist_edge.calibration.qdq import quantize_encoder
 from jist_edge.errors import JistEdgeError
+from jist_edge.locks import output_lock
 
 MIN_COSINE = 0.99
 MIN_TOP1 = 0.95
@@ -69,7 +70,8 @@ def install(model_file: str, cache_dir: str, expected: Dict[str, Any], fidelity:
     if "fp32_nodes" in (info or {}):
         quantization["fp32_head_nodes"] = len(info["fp32_nodes"])
     path = int8_model.model_path(cache_dir)
-    header = int8_model.write_model(path, data, expected, fidelity, {"quantization": quantization})
+    with output_lock(cache_dir, "engine cache"):  # the cache TensorRT engines share
+        header = int8_model.write_model(path, data, expected, fidelity, {"quantization": quantization})
     header["path"] = path
     return header
 

@@ -17,6 +17,9 @@ import torch
 from jist_edge import __version__
 from jist_edge.bundle import ENCODER_FILE, SEQUENCE_FILE, Bundle, make_manifest, refuse_overwrite, write_bundle
 from jist_edge.errors import JistEdgeError
+from jist_edge.fileio import kept_note
+from jist_edge.locks import output_lock
+from jist_edge.write_errors import write_failure
 from jist_edge.export.checkpoint import load_checkpoint
 from jist_edge.export.model import DESCRIPTOR_DIM, FrameEncoder, JistModel, SequenceEncoder, build_model
 from jist_edge.export.onnx_export import DEFAULT_OPSET, example_inputs, export_onnx, exporter_description
@@ -97,8 +100,17 @@ def export_bundle(
     opset = DEFAULT_OPSET if opset is None else int(opset)
     exporter_description(opset)  # validates the opset before any work
     _validate(img_size, seq_len)
-    refuse_overwrite(out_dir, None, force)  # a non-bundle folder is refused before any work
-    height, width = int(img_size[0]), int(img_size[1])
+    with output_lock(out_dir, "bundle output"):  # one export into a folder at a time
+        refuse_overwrite(out_dir, None, force)  # a non-bundle folder is refused before any work
+        return _export_locked(out_dir, checkpoint, random_init, seed, (int(img_size[0]), int(img_size[1])),
+                              seq_len, opset, force, gem_p, seqgem_p, progress)
+
+
+def _export_locked(out_dir: str, checkpoint: Optional[str], random_init: bool, seed: int, img_size: Tuple[int, int],
+                   seq_len: int, opset: int, force: bool, gem_p: Optional[float], seqgem_p: Optional[float],
+                   progress: Optional[Progress]) -> Bundle:
+    """Export, check parity and write; the caller holds the output's lock."""
+    height, width = img_size
     steps = _Steps(progress or _no_progress)
 
     with steps.timed(0, "build_model_s"):
@@ -119,8 +131,9 @@ def export_bundle(
         manifest["export"] = {"seconds": {k: round(v, 3) for k, v in steps.seconds.items()},
                               "onnx_ir_version": written["ir_version"]}
         bundle = write_bundle(out_dir, files, manifest, force)
-    except OSError as exc:  # disk full, permissions: one line, the output folder as it was
-        raise JistEdgeError("export to {} failed: {}".format(out_dir, exc))
+    except OSError as exc:  # disk full, permissions: one line naming the file; the output folder as it was
+        raise write_failure(exc.filename or out_dir, exc, "export to {} failed; {}".format(
+            out_dir, kept_note(out_dir, "bundle")))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return bundle

@@ -10,13 +10,17 @@ import shutil
 from typing import Any, Dict, List, Optional, Sequence
 
 from jist_edge.errors import IntegrityError, JistEdgeError
-from jist_edge.fileio import file_record, read_json, sha256_bytes, staged_directory, verify_files, write_json_atomic
+from jist_edge.fileio import (check_manifest_digest, file_record, kept_note, manifest_digest, read_json, sha256_bytes,
+                              staged_directory, verify_files, write_json_atomic, write_staged)
+from jist_edge.locks import output_lock
+from jist_edge.outputs import claim_folder, manifest_kind
 
 FORMAT = "jist-edge-bundle"
 FORMAT_VERSION = 1
 ENCODER_FILE = "encoder.onnx"
 SEQUENCE_FILE = "sequence.onnx"
 MANIFEST_FILE = "manifest.json"
+BUNDLE_OUTPUT = manifest_kind("bundle", FORMAT)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -102,12 +106,6 @@ def bundle_identity(manifest: Dict[str, Any]) -> str:
     return sha256_bytes(json.dumps(key, sort_keys=True).encode("utf-8"))[:16]
 
 
-def manifest_digest(manifest: Dict[str, Any]) -> str:
-    """sha256 of every other manifest field: a hand edit anywhere (random_init, gem_p...) shows."""
-    rest = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
-    return sha256_bytes(json.dumps(rest, sort_keys=True).encode("utf-8"))
-
-
 def make_manifest(
     height: int,
     width: int,
@@ -163,42 +161,37 @@ def make_manifest(
 def write_bundle(out_dir: str, staged_files: Dict[str, str], manifest: Dict[str, Any], force: bool = False) -> Bundle:
     """Move ``staged_files`` (name -> temporary path) plus a manifest into ``out_dir``, atomically.
 
-    An existing different bundle (or any other non-empty folder) is kept unless
-    ``force``; the error says so before anything is touched.
+    An existing different bundle is kept unless ``force``, a folder holding anything
+    else always; the error says so before anything is touched.
     """
     manifest = dict(manifest)
-    with staged_directory(out_dir) as stage:
-        for name, src in staged_files.items():
-            shutil.move(src, os.path.join(stage, name))
-        manifest["files"] = {name: file_record(os.path.join(stage, name)) for name in sorted(staged_files)}
-        manifest["bundle_id"] = bundle_identity(manifest)
-        manifest["manifest_sha256"] = manifest_digest(manifest)
-        refuse_overwrite(out_dir, manifest["bundle_id"], force)
-        write_json_atomic(os.path.join(stage, MANIFEST_FILE), manifest)
+    with output_lock(out_dir, "bundle output"):
+        out_dir = refuse_overwrite(out_dir, None, force)
+        kept = kept_note(out_dir, "bundle")
+        with staged_directory(out_dir) as stage:
+            for name, src in staged_files.items():
+                write_staged(lambda dest: shutil.move(src, dest), stage, out_dir, name, kept)
+            manifest["files"] = {name: file_record(os.path.join(stage, name)) for name in sorted(staged_files)}
+            manifest["bundle_id"] = bundle_identity(manifest)
+            manifest["manifest_sha256"] = manifest_digest(manifest)
+            refuse_overwrite(out_dir, manifest["bundle_id"], force)
+            write_staged(lambda dest: write_json_atomic(dest, manifest), stage, out_dir, MANIFEST_FILE, kept)
     return load_bundle(out_dir, check_onnx=False)
 
 
-def refuse_overwrite(out_dir: str, new_id: Optional[str], force: bool) -> None:
-    """Keep a folder that is not a bundle, or holds another one, unless ``force``.
+def refuse_overwrite(out_dir: str, new_id: Optional[str], force: bool) -> str:
+    """The real folder to write; keeps a different bundle unless ``force``, anything else always.
 
     With ``new_id`` None (before exporting, when the new identity is not known yet)
-    only the first case is checked, so that an export never runs just to be refused.
+    only what the folder holds is checked, so that an export never runs just to be refused.
     """
-    if force or not os.path.isdir(out_dir) or not os.listdir(out_dir):
-        return
-    manifest_path = os.path.join(out_dir, MANIFEST_FILE)
-    try:
-        old_id = read_json(manifest_path, "bundle manifest").get("bundle_id")
-    except JistEdgeError:
-        raise JistEdgeError(
-            "output folder {} is not empty and holds no bundle; pass --force to replace it".format(out_dir)
-        )
-    if new_id is not None and old_id != new_id:
-        raise JistEdgeError(
-            "output folder {} holds a different bundle ({}, new {}); pass --force to replace it".format(
-                out_dir, old_id, new_id
-            )
-        )
+    def keep(manifest: Dict[str, Any]) -> Optional[str]:
+        old_id = manifest.get("bundle_id")
+        if new_id is None or old_id == new_id:
+            return None
+        return "holds a different bundle ({}, new {})".format(old_id, new_id)
+
+    return claim_folder(out_dir, BUNDLE_OUTPUT, force, option="output folder", keep=keep)
 
 
 def validate_manifest(manifest: Dict[str, Any], where: str) -> None:
@@ -245,8 +238,7 @@ def load_bundle(path: str, check_onnx: bool = True) -> Bundle:
     manifest_path = os.path.join(path, MANIFEST_FILE)
     manifest = read_json(manifest_path, "bundle manifest")
     validate_manifest(manifest, manifest_path)
-    if manifest_digest(manifest) != manifest["manifest_sha256"]:
-        raise IntegrityError("{}: manifest_sha256 does not match the manifest (edited or damaged)".format(manifest_path))
+    check_manifest_digest(manifest, manifest_path, "export it again with `jist-edge export`")
     if bundle_identity(manifest) != manifest["bundle_id"]:
         raise IntegrityError("{}: bundle_id does not match its contents (manifest edited?)".format(manifest_path))
     verify_files(path, manifest["files"], "bundle")

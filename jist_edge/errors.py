@@ -15,3 +15,16 @@ class IntegrityError(JistEdgeError):
 
 class BadFrame(JistEdgeError):
     """A frame that cannot be encoded (empty, wrong shape or type): streams skip and count these."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by the CLI's handler like Ctrl-C so that cleanup (staging folders,
+    locks, `run`'s summary) happens on the way out."""
+
+
+class Interrupted(JistEdgeError):
+    """A command stopped by Ctrl-C or SIGTERM: the line says what was kept; exits 130 or 143."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -8,11 +8,14 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
-from typing import Any, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator
 
 from jist_edge.errors import IntegrityError, JistEdgeError
+from jist_edge.write_errors import write_failure
 
 CHUNK = 1 << 20
 
@@ -40,8 +43,62 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def manifest_digest(manifest: Dict[str, Any]) -> str:
+    """sha256 of every manifest field but itself: a hand edit anywhere shows (bundles and maps)."""
+    rest = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return sha256_bytes(json.dumps(rest, sort_keys=True).encode("utf-8"))
+
+
+def check_manifest_digest(manifest: Dict[str, Any], where: str, remedy: str) -> None:
+    """Refuse a manifest whose own sha256 is missing or does not match its fields."""
+    digest = manifest.get("manifest_sha256")
+    if not isinstance(digest, str):
+        raise IntegrityError("{}: no manifest_sha256 (written by an older jist-edge, or edited); {}".format(
+            where, remedy))
+    if digest != manifest_digest(manifest):
+        raise IntegrityError("{}: manifest_sha256 does not match the manifest (edited or damaged)".format(where))
+
+
 def _cannot_write(path: str, exc: OSError) -> JistEdgeError:
     return JistEdgeError("cannot write {}: {}".format(path, exc.strerror or exc))
+
+
+def kept_note(out_dir: str, noun: str) -> str:
+    """What a failed or interrupted write of ``out_dir`` leaves: said before the write starts."""
+    if os.path.exists(out_dir):
+        return "the previous {} in {} was kept".format(noun, out_dir)
+    return "no {} was written to {}".format(noun, out_dir)
+
+
+def write_staged(write: Callable[[str], Any], stage: str, out_dir: str, name: str, kept: str) -> None:
+    """``write(path)`` one file into a staging folder; a failure names the final file, its cause
+    (disk full...) and what was kept."""
+    staged = os.path.join(stage, name)
+    try:
+        write(staged)
+    except OSError as exc:
+        raise write_failure(os.path.join(out_dir, name), exc, kept, written=staged)
+
+
+def resolve_link(path: str, option: str = "output") -> str:
+    """The path to write: a symlink is written through to what it points to; a dangling one is refused."""
+    path = os.path.abspath(path)
+    if os.path.islink(path):
+        real = os.path.realpath(path)
+        if not os.path.exists(real):
+            raise JistEdgeError("{} {} is a symlink to {}, which does not exist; fix or remove the link".format(
+                option, path, real))
+        return real
+    return path
+
+
+def _special(path: str) -> bool:
+    """A device, FIFO or socket (e.g. /dev/stdout): written in place, never replaced by a rename."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def ensure_parent_dir(path: str) -> str:
@@ -61,7 +118,14 @@ def ensure_parent_dir(path: str) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` on success."""
+    """Yield a temporary path beside ``path``; rename it over ``path`` on success.
+
+    A symlink is written through (the link stays, its target is replaced); a device or
+    FIFO such as /dev/stdout is written in place."""
+    if _special(path):
+        yield path
+        return
+    path = resolve_link(path)
     directory = ensure_parent_dir(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
@@ -83,7 +147,8 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if not _special(tmp):  # a FIFO or device cannot be fsync'ed
+                os.fsync(handle.fileno())
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
@@ -126,29 +191,54 @@ def file_record(path: str) -> Dict[str, Any]:
     return {"sha256": sha256_file(path), "bytes": os.path.getsize(path)}
 
 
+def sweep_leftovers(final_dir: str) -> None:
+    """Remove what a writer of ``final_dir`` killed outright (SIGKILL, power loss) left beside it:
+    ``.NAME.xxxxxxxx.staging`` folders, and ``.old`` ones; an ``.old`` one is put back first
+    when the output itself is missing (the kill fell between the two renames of the swap).
+    Only the holder of the output's lock may call this (jist_edge.locks does)."""
+    parent, name = os.path.split(os.path.abspath(final_dir))
+    pattern = re.compile(r"^\.{}\.[a-z0-9_]{{8}}\.(staging|old)$".format(re.escape(name)))
+    try:
+        found = sorted((os.path.getmtime(os.path.join(parent, n)), n) for n in os.listdir(parent) if pattern.match(n))
+    except OSError:
+        return
+    olds = [n for _, n in found if n.endswith(".old")]
+    if olds and not os.path.lexists(final_dir):
+        os.replace(os.path.join(parent, olds[-1]), final_dir)
+    for _, n in found:
+        shutil.rmtree(os.path.join(parent, n), ignore_errors=True)
+
+
 @contextlib.contextmanager
 def staged_directory(final_dir: str) -> Iterator[str]:
     """Build a directory under a temporary name and swap it in at the end.
 
     The old directory (if any) is moved aside first and deleted only after the new
-    one is in place, so a crash at any point leaves either the old or the new one.
+    one is in place, so a crash at any point leaves either the old or the new one; on
+    any exception (Ctrl-C and SIGTERM included, see cli) the staging folder is removed
+    and the old directory is put back. A symlink is written through to its target.
     """
-    final_dir = os.path.abspath(final_dir)
+    final_dir = resolve_link(final_dir)
     parent = ensure_parent_dir(final_dir)
+    name = "." + os.path.basename(final_dir) + "."
     try:
-        stage = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".", suffix=".staging", dir=parent)
+        stage = tempfile.mkdtemp(prefix=name, suffix=".staging", dir=parent)
     except OSError as exc:
         raise _cannot_write(final_dir, exc)
-    _normal_mode(stage, directory=True)
+    old = None
     try:
+        _normal_mode(stage, directory=True)
         yield stage
+        if os.path.lexists(final_dir):
+            old = tempfile.mkdtemp(prefix=name, suffix=".old", dir=parent)
+            os.replace(final_dir, old)  # a rename may replace an empty folder
+        os.replace(stage, final_dir)
     except BaseException:
+        if old is not None and not os.path.lexists(final_dir):
+            os.replace(old, final_dir)
+            old = None
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    old = None
-    if os.path.exists(final_dir):
-        old = final_dir + ".old-" + os.path.basename(stage)
-        os.replace(final_dir, old)
-    os.replace(stage, final_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

@@ -6,12 +6,13 @@ code (and torch) that ``jist-edge export`` needs.
 """
 import errno
 import importlib
-from typing import List, Optional
+import signal
+from typing import Any, List, Optional
 
 import click
 
 from jist_edge import __version__
-from jist_edge.errors import JistEdgeError
+from jist_edge.errors import Interrupted, JistEdgeError, Terminated
 
 # name -> (module, one-line help shown in `jist-edge --help`)
 COMMANDS = {
@@ -47,8 +48,15 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
+        previous = _raise_on_sigterm()
         try:
             return super().invoke(ctx)
+        except Interrupted as exc:
+            click.echo("Aborted: {}".format(exc), err=True)
+            ctx.exit(exc.exit_code)
+        except Terminated:
+            click.echo("Aborted (SIGTERM).", err=True)
+            ctx.exit(143)
         except JistEdgeError as exc:
             raise click.ClickException(str(exc))
         except OSError as exc:
@@ -58,6 +66,24 @@ class LazyGroup(click.Group):
             if exc.errno == errno.EPIPE:
                 raise
             raise click.ClickException(os_error_line(exc))
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_on_sigterm() -> Any:
+    """SIGTERM (systemd, docker stop, kill) raises Terminated, so finally-blocks remove staging
+    folders and locks as for Ctrl-C; a second SIGTERM kills at once. Returns the old handler
+    (None where handlers cannot be set: not the main thread)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return None
 
 
 def os_error_line(exc: OSError) -> str:

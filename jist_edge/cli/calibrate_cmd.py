@@ -53,9 +53,13 @@ def command(bundle: Optional[str], calibration: str, frames: int, seed: int, qdq
     from jist_edge.bundle import load_bundle
     from jist_edge.calibration.dataset import open_calibration_set
     from jist_edge.fileio import write_json_atomic
+    from jist_edge.outputs import check_writable
 
     if qdq_out and not tensorrt_qdq:
         raise click.UsageError("--qdq writes the TensorRT Q/DQ variant: drop --no-tensorrt-qdq")
+    # outputs are refused now, not after minutes of calibration
+    qdq_out = check_writable(qdq_out, "--qdq") if qdq_out else None
+    report = check_writable(report, "--report") if report else None
     model = load_bundle(bundle or workspace.model_dir(workspace_path))
     calib = open_calibration_set(calibration, model, frames=frames, seed=seed)
     click.echo("calibrating on {} of {} frames of {}".format(len(calib), calib.total, calibration), err=True)

@@ -1,14 +1,15 @@
 """Options and output helpers shared by the subcommands."""
+import contextlib
 import json
 import math
 import os
 import time
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 import click
 
 from jist_edge import workspace
-from jist_edge.errors import JistEdgeError
+from jist_edge.errors import Interrupted, JistEdgeError, Terminated
 
 workspace_option = click.option(
     "--workspace",
@@ -128,3 +129,33 @@ class FrameProgress(object):
             self._bar = None
         elif self.enabled and self.done:
             click.echo("", err=True)
+
+
+def _folder_state(path: str) -> Any:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+@contextlib.contextmanager
+def keeps_previous(command: str, path: str, noun: str) -> Iterator[None]:
+    """Ctrl-C or SIGTERM while ``command`` writes ``path``: one line saying what is there now.
+
+    Outputs are swapped in whole (jist_edge.fileio.staged_directory), so it is the previous
+    one, unless the interrupt came after the new one was in place."""
+    before = _folder_state(path)
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        now = _folder_state(path)
+        how = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+        if now is not None and now != before:
+            state = "the new {} was already in place in {}".format(noun, path)
+        elif before is None:
+            state = "no {} was written to {}".format(noun, path)
+        else:
+            state = "the previous {} in {} was kept".format(noun, path)
+        raise Interrupted("{} interrupted ({}); {}".format(command, how, state),
+                          143 if isinstance(exc, Terminated) else 130)

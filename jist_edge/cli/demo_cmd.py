@@ -9,6 +9,7 @@ import numpy as np
 from jist_edge import workspace
 from jist_edge.cli.common import FiniteFloatRange, echo_table, warn, workspace_option
 from jist_edge.errors import JistEdgeError
+from jist_edge.outputs import check_writable
 
 RECALLS = (1, 5, 10)
 
@@ -25,15 +26,25 @@ def _done(t0: float, text: str = "") -> None:
 DEMO_MARKER = ".jist-edge-demo"
 
 
-def claim_demo_folder(out: str, force: bool) -> None:
+def claim_demo_folder(out: str, force: bool) -> str:
     """The demo replaces model/, map/ and route/ in its folder: never in a folder it did not make
-    (e.g. --output pointing at the workspace, whose model and map are the user's real ones)."""
-    from jist_edge.fileio import write_bytes_atomic
+    (e.g. --output pointing at the workspace, whose model and map are the user's real ones), and
+    with --force only where each is a bundle, map and route jist-edge wrote. The rest stays."""
+    from jist_edge.bundle import BUNDLE_OUTPUT
+    from jist_edge.fileio import resolve_link, write_bytes_atomic
+    from jist_edge.maps.store import MAP_OUTPUT
+    from jist_edge.outputs import OutputKind, claim_folder
+    from jist_edge.synth.traversal import ROUTE_OUTPUT
 
-    if os.path.isdir(out) and os.listdir(out) and not os.path.exists(os.path.join(out, DEMO_MARKER)) and not force:
+    real = resolve_link(out, "--output")
+    made_here = OutputKind("demo folder", DEMO_MARKER, lambda m: True, lambda m: []).read(real) is not None
+    if os.path.isdir(real) and os.listdir(real) and not made_here and not force:
         raise JistEdgeError("--output {} is not empty and was not made by `jist-edge demo`; its model/, map/ and "
                             "route/ would be replaced: choose another folder or pass --force".format(out))
-    write_bytes_atomic(os.path.join(out, DEMO_MARKER), b"made by jist-edge demo\n")
+    for name, kind in (("route", ROUTE_OUTPUT), ("model", BUNDLE_OUTPUT), ("map", MAP_OUTPUT)):
+        claim_folder(os.path.join(real, name), kind, True, option="--output")
+    write_bytes_atomic(os.path.join(real, DEMO_MARKER), b"made by jist-edge demo\n")
+    return real
 
 
 @click.command("demo")
@@ -53,7 +64,7 @@ def claim_demo_folder(out: str, force: bool) -> None:
               help="Positive distance in metres.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the summary as JSON.")
 @click.option("--force", is_flag=True, help="Use an --output folder that a demo did not make (its model/, map/, "
-              "route/ are replaced).")
+              "route/ are replaced where they are ones jist-edge wrote; anything else there stays).")
 @workspace_option
 def command(output, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path, force, workspace_path):
     """Synthesize a route, export a model, build a map, run the live pipeline, report.
@@ -63,15 +74,24 @@ def command(output, checkpoint, frames, img_size, seq_len, backend, seed, thresh
     --checkpoint for the official weights. The query pass is streamed through the
     same runtime as `jist-edge run --video`, as if it came from a camera.
     """
-    from jist_edge.fileio import write_json_atomic
+    from jist_edge.locks import output_lock
 
     try:
         from jist_edge.export.exporter import export_bundle
     except ImportError as exc:
         raise JistEdgeError("the demo exports a model and needs torch: pip install torch==2.13.0 "
                             "'jist-edge[export]' ({})".format(exc))
+    if json_path:
+        json_path = check_writable(json_path, "--json")  # refused now, not after the demo
     out = os.path.abspath(output or os.path.join(workspace.workspace_dir(workspace_path), "demo"))
-    claim_demo_folder(out, force)
+    with output_lock(out, "demo folder"):
+        _demo(claim_demo_folder(out, force), export_bundle, checkpoint, frames, img_size, seq_len, backend, seed,
+              threshold, json_path)
+
+
+def _demo(out: str, export_bundle, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path) -> None:
+    from jist_edge.fileio import write_json_atomic
+
     summary = {"output": out, "random_init": checkpoint is None}  # type: Dict[str, Any]
 
     data, query_frames = _synthesize(out, frames, img_size, seed)

@@ -57,14 +57,15 @@ def command(ctx, model, database, queries, database_positions, query_positions, 
     """
     from jist_edge.bundle import load_bundle
     from jist_edge.maps.evaluate import evaluate, recall_rows
-    from jist_edge.fileio import ensure_parent_dir, write_json_atomic
+    from jist_edge.fileio import write_json_atomic
+    from jist_edge.outputs import check_writable
 
     recalls = parse_recalls(recall, ctx.args)
     for option, path in (("--database", database), ("--queries", queries)):
         if not os.path.exists(path):
             raise JistEdgeError("{} not found: {}".format(option, path))
     if json_path:
-        ensure_parent_dir(json_path)  # refused now, not after the evaluation
+        json_path = check_writable(json_path, "--json")  # refused now, not after the evaluation
     bundle = load_bundle(model_path(model, workspace_path))
     progress = FrameProgress("encoding", enabled=not quiet)
     try:

@@ -6,7 +6,7 @@ from typing import Any, List, Optional, Tuple
 import click
 
 from jist_edge import workspace
-from jist_edge.cli.common import echo_json, echo_table, warn, workspace_option
+from jist_edge.cli.common import echo_json, echo_table, keeps_previous, warn, workspace_option
 from jist_edge.errors import JistEdgeError
 
 INSTALL_HINT = "pip install 'jist-edge[export]' torch==2.13.0"
@@ -82,24 +82,25 @@ def command(
              "it does not recognize places. Use --checkpoint JIST_r18_512_seqgem.pth for real use.")
     if engine is not None:
         _check_engine_possible(engine)
-    exporter = _import_exporter()
-
-    started = time.perf_counter()
 
     def progress(step: str, index: int, total: int) -> None:
         click.echo("[{}/{}] {} ... ({:.1f} s)".format(index, total, step, time.perf_counter() - started), err=True)
 
-    bundle = exporter.export_bundle(
-        out_dir, checkpoint=checkpoint, random_init=random_init, seed=seed, img_size=img_size,
-        seq_len=seq_len, opset=opset, force=force, gem_p=gem_p, seqgem_p=seqgem_p, progress=progress,
-    )
+    with keeps_previous("export", out_dir, "bundle"):  # the lock on out_dir is export_bundle's
+        exporter = _import_exporter()
+        started = time.perf_counter()
+        bundle = exporter.export_bundle(
+            out_dir, checkpoint=checkpoint, random_init=random_init, seed=seed, img_size=img_size,
+            seq_len=seq_len, opset=opset, force=force, gem_p=gem_p, seqgem_p=seqgem_p, progress=progress,
+        )
     elapsed = time.perf_counter() - started
     _summary(bundle, elapsed, as_json)
     if engine is not None:
         from jist_edge.engines import build as engine_build
 
-        path, header = engine_build.build(bundle, "encoder", engine, cache_dir=engine_build.cache_dir_for(
-            None, workspace_path), log=lambda m: click.echo(m, err=True))
+        cache_dir = engine_build.cache_dir_for(None, workspace_path)
+        path, header = engine_build.build(bundle, "encoder", engine, cache_dir=cache_dir,
+                                          log=lambda m: click.echo(m, err=True))
         click.echo("engine: {} ({}, TensorRT {})".format(path, header["precision"], header.get("tensorrt")))
 
 

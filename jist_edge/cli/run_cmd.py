@@ -1,4 +1,5 @@
 """`jist-edge run`: live localization from a camera, stream, video or image folder."""
+import errno
 import os
 import sys
 from typing import Any, Dict, Optional
@@ -92,6 +93,7 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
             log("  " + info["precision_note"])
     stats = RunStats()
     sinks = None
+    failed = None  # type: Optional[OutputFailed]
     try:
         sinks = Sinks(output, json_to_stdout, display, quiet, log)
         source_opts = dict(max_retries=max_retries, width=width, height=height, fps=fps, flip=flip)
@@ -104,15 +106,21 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
                     break
         except KeyboardInterrupt:
             log("\ninterrupted: stopping")
+        except OutputFailed as exc:  # disk full: stop, but keep the summary of what was done
+            failed = exc
     finally:
         if sinks is not None:
-            sinks.close()
+            failed = sinks.close() or failed
         loc.close()
     stats.skipped = loc.frames_skipped  # includes frames skipped after the last result
     if stats.frames == 0:
-        raise JistEdgeError("no usable frame came from {} ({} skipped as unreadable)".format(uri, stats.skipped))
+        raise JistEdgeError("no usable frame came from {} ({} skipped as unreadable){}".format(
+            uri, stats.skipped, "; {} was left as it was".format(output) if output else ""))
     if not quiet:
         print_summary(stats.summary(), info, log)
+    if failed is not None:
+        raise JistEdgeError("{}; the run stopped after {} frame{}".format(
+            failed, stats.frames, "" if stats.frames == 1 else "s"))
 
 
 def source_uri(camera: Optional[str], video: Optional[str], images: Optional[str]) -> str:
@@ -126,10 +134,19 @@ def source_uri(camera: Optional[str], video: Optional[str], images: Optional[str
     return uri
 
 
+class OutputFailed(JistEdgeError):
+    """The JSON lines could not be written (disk full...): the run stops and still prints its summary."""
+
+
 class Sinks(object):
-    """Where each result goes in `run`: JSON lines (file or stdout), the status line, the window."""
+    """Where each result goes in `run`: JSON lines (file or stdout), the status line, the window.
+
+    An --output file is checked before the run but opened (and emptied) only when the first
+    result exists: a run that fails before that leaves an existing file byte-identical, and
+    the file is written line by line, so `tail -f` follows it live."""
 
     def __init__(self, output: Optional[str], json_to_stdout: bool, display: bool, quiet: bool, log) -> None:
+        from jist_edge.outputs import check_writable
         from jist_edge.stream.sinks import Display, JsonlSink, StatusLine, display_problem
 
         self.viewer = None  # type: Any
@@ -141,13 +158,13 @@ class Sinks(object):
                 self.viewer = Display()
         terminal = sys.stderr if json_to_stdout else sys.stdout
         self.status = StatusLine(terminal) if not quiet and terminal.isatty() else None
-        self._handle = open(output, "w") if output is not None else None
-        self.jsonl = JsonlSink(self._handle or sys.stdout) if (self._handle or json_to_stdout) else None
+        self.output = check_writable(output, "--output") if output is not None else None
+        self._handle = None  # type: Any
+        self.jsonl = JsonlSink(sys.stdout) if json_to_stdout else None
 
     def __call__(self, result: Any, image: Any) -> bool:
         """Hand one result to every sink; False when the user closed the window."""
-        if self.jsonl:
-            self.jsonl(result)
+        self._write_json(result)
         if self.status:
             self.status(result)
         if self.viewer is not None:
@@ -155,10 +172,38 @@ class Sinks(object):
             return not self.viewer.stopped
         return True
 
-    def close(self) -> None:
+    def _write_json(self, result: Any) -> None:
+        from jist_edge.stream.sinks import JsonlSink
+
+        try:
+            if self.output is not None and self._handle is None:
+                self._handle = open(self.output, "w")
+                self.jsonl = JsonlSink(self._handle)
+            if self.jsonl:
+                self.jsonl(result)
+        except OSError as exc:
+            raise self._failure(exc)
+
+    def _failure(self, exc: OSError) -> Any:
+        from jist_edge.write_errors import write_failure
+
+        if exc.errno == errno.EPIPE:  # `run | head`: click exits quietly
+            return exc
+        return OutputFailed(str(write_failure(self.output or "<stdout>", exc)))
+
+    def close(self) -> Optional[OutputFailed]:
+        """Close every sink; the failure to flush the last lines (disk full), if any."""
         if self.status:
             self.status.close()
         if self.viewer is not None:
             self.viewer.close()
         if self._handle is not None:
-            self._handle.close()
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()
+            except OSError as exc:
+                failure = self._failure(exc)
+                if isinstance(failure, OutputFailed):
+                    return failure
+                raise failure
+        return None

@@ -7,28 +7,14 @@ from typing import Optional, Tuple
 import click
 
 from jist_edge import workspace
-from jist_edge.cli.common import FiniteFloatRange, echo_json, echo_table, workspace_option
+from jist_edge.cli.common import FiniteFloatRange, echo_json, echo_table, keeps_previous, workspace_option
 from jist_edge.errors import JistEdgeError
-from jist_edge.synth.traversal import (DATABASE_SPACING_M, QUERY_OFFSET_M, QUERY_SPEED_RATIO, frames_that_fit,
-                                       make_route_dataset)
-
-
-def _guard_output(path: str, force: bool) -> None:
-    """Replace an existing folder only if it is an earlier synthetic route (or --force)."""
-    if not os.path.exists(path):
-        return
-    if not os.path.isdir(path):
-        raise JistEdgeError("--output {} exists and is not a folder".format(path))
-    if force or not os.listdir(path):
-        return
-    marker = os.path.join(path, "route.json")
-    try:
-        with open(marker, "r", encoding="utf-8") as handle:
-            ours = json.load(handle).get("generator") == "jist_edge.synth.traversal"
-    except (OSError, ValueError, AttributeError):
-        ours = False
-    if not ours:
-        raise JistEdgeError("--output {} is a folder that jist-edge synth did not write; pass --force to replace it".format(path))
+from jist_edge.fileio import kept_note
+from jist_edge.locks import output_lock
+from jist_edge.outputs import claim_folder
+from jist_edge.synth.traversal import (DATABASE_SPACING_M, QUERY_OFFSET_M, QUERY_SPEED_RATIO, ROUTE_OUTPUT,
+                                       frames_that_fit, make_route_dataset)
+from jist_edge.write_errors import write_failure
 
 
 @click.command("synth", help="""Render a synthetic street route: a database pass and a query pass.
@@ -59,7 +45,8 @@ files with frame,easting,northing CSVs instead.
 @click.option("--seed", type=int, default=0, show_default=True, help="Route and condition seed.")
 @click.option("--video", is_flag=True, help="Write database.avi/queries.avi (MJPG) plus positions CSVs.")
 @click.option("--fps", type=FiniteFloatRange(1.0, 240.0), default=10.0, show_default=True, help="Video frame rate.")
-@click.option("--force", is_flag=True, help="Replace an --output folder that synth did not write.")
+@click.option("--force", is_flag=True, hidden=True,
+              help="Kept for old scripts: an earlier synthetic route is replaced anyway, anything else never.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @workspace_option
 def command(output: Optional[str], frames: Optional[int], length_m: Optional[float], spacing_m: float,
@@ -78,12 +65,18 @@ def command(output: Optional[str], frames: Optional[int], length_m: Optional[flo
         raise JistEdgeError("--query-offset {} m is beyond the end of the {:.1f} m route".format(query_offset_m, route_m))
     query_frames = frames_that_fit(route_m, query_offset_m, query_spacing_m)
     out_dir = os.path.abspath(output or os.path.join(workspace.workspace_dir(workspace_path), "synth"))
-    _guard_output(out_dir, force)
-    with click.progressbar(length=frames + query_frames, label="rendering", file=sys.stderr,
-                           show_pos=True, show_eta=True) as bar:
-        paths = make_route_dataset(out_dir, frames=frames, size=tuple(img_size), seed=seed, as_video=video,
-                                   spacing_m=spacing_m, query_spacing_m=query_spacing_m,
-                                   query_offset_m=query_offset_m, fps=fps, progress=bar.update)
+    with output_lock(out_dir, "synth output"), keeps_previous("synth", out_dir, "route"):
+        # an earlier synthetic route is replaced; a folder holding anything else never is
+        out_dir = claim_folder(out_dir, ROUTE_OUTPUT, force, keep=lambda marker: None)
+        with click.progressbar(length=frames + query_frames, label="rendering", file=sys.stderr,
+                               show_pos=True, show_eta=True) as bar:
+            kept = kept_note(out_dir, "route")
+            try:
+                paths = make_route_dataset(out_dir, frames=frames, size=tuple(img_size), seed=seed, as_video=video,
+                                           spacing_m=spacing_m, query_spacing_m=query_spacing_m,
+                                           query_offset_m=query_offset_m, fps=fps, progress=bar.update)
+            except OSError as exc:  # disk full: name the folder and the cause, say what was kept
+                raise write_failure(out_dir, exc, kept)
     with open(paths["manifest"], "r", encoding="utf-8") as handle:
         manifest = json.load(handle)
     summary = {

@@ -14,6 +14,7 @@ from jist_edge.engines import cache as engine_cache
 from jist_edge.engines import policy as trt_policy
 from jist_edge.engines.int8_source import Int8Source
 from jist_edge.errors import JistEdgeError
+from jist_edge.locks import output_lock
 from jist_edge.fileio import sha256_file
 
 MODELS = {"encoder": ENCODER_FILE}  # the runtime loads the encoder only (SeqGeM runs in numpy)
@@ -130,7 +131,7 @@ def build(
     ``int8_source(platform, profile)`` (``engines.int8_source``) supplies INT8 data when the
     plan needs it: an entropy calibrator (weakly typed) or a Q/DQ ONNX (strongly typed).
     """
-    from jist_edge.engines import compiler, probe
+    from jist_edge.engines import probe
     from jist_edge.engines.cuda_device import CudaDevice
 
     own = device is None
@@ -142,24 +143,34 @@ def build(
         expected = expected_for(bundle, model, plan.name, platform, max_batch)
         trt_policy.check_onnx_opset(platform["tensorrt"], bundle.manifest["opset"], bundle.encoder_path)
         directory = cache_dir_for(cache_dir)
-        onnx_path, calibrator, extra = onnx_for_recipe(recipe, bundle, platform, expected["profile"],
-                                                       int8_source, directory, log)
-        log("building {} {} engine for {} (TensorRT {}, {}ly typed, workspace {} MiB)...".format(
-            model, plan.name, platform["gpu"], platform["tensorrt"], recipe.typing, workspace_mib))
-        result = compiler.build_engine(
-            onnx_path, recipe, expected["profile"], workspace_mib=workspace_mib, calibrator=calibrator,
-            timing_cache=engine_cache.timing_cache_path(directory, platform["tensorrt"],
-                                                        platform["compute_capability"]),
-            device=device,
-        )
-        # FP32 head: pinned layers (weakly typed) or the head nodes kept FP32 in the FP16 ONNX
-        extra["fp32_layers"] = result["fp32_layers"] or extra.get("fp32_layers", [])
-        extra.update(workspace_mib=int(workspace_mib), precision_requested=precision, recipe=recipe.as_dict())
-        path = engine_cache.engine_path(directory, model, plan.name)
-        return path, engine_cache.write_engine(path, result["engine"], expected, extra=extra)
+        with output_lock(directory, "engine cache"):  # one builder per cache: engines, timing cache, Q/DQ files
+            return _build_locked(bundle, model, precision, workspace_mib, platform, plan, recipe, expected, directory,
+                                 int8_source, device, log)
     finally:
         if own and device is not None:
             device.close()
+
+
+def _build_locked(bundle, model: str, precision: str, workspace_mib: int, platform: Dict[str, Any], plan: Any,
+                  recipe: Any, expected: Dict[str, Any], directory: str, int8_source: Optional[Int8Source],
+                  device: Any, log: Log) -> Tuple[str, Dict[str, Any]]:
+    from jist_edge.engines import compiler
+
+    onnx_path, calibrator, extra = onnx_for_recipe(recipe, bundle, platform, expected["profile"],
+                                                   int8_source, directory, log)
+    log("building {} {} engine for {} (TensorRT {}, {}ly typed, workspace {} MiB)...".format(
+        model, plan.name, platform["gpu"], platform["tensorrt"], recipe.typing, workspace_mib))
+    result = compiler.build_engine(
+        onnx_path, recipe, expected["profile"], workspace_mib=workspace_mib, calibrator=calibrator,
+        timing_cache=engine_cache.timing_cache_path(directory, platform["tensorrt"],
+                                                    platform["compute_capability"]),
+        device=device,
+    )
+    # FP32 head: pinned layers (weakly typed) or the head nodes kept FP32 in the FP16 ONNX
+    extra["fp32_layers"] = result["fp32_layers"] or extra.get("fp32_layers", [])
+    extra.update(workspace_mib=int(workspace_mib), precision_requested=precision, recipe=recipe.as_dict())
+    path = engine_cache.engine_path(directory, model, plan.name)
+    return path, engine_cache.write_engine(path, result["engine"], expected, extra=extra)
 
 
 def load_or_build(

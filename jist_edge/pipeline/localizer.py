@@ -89,8 +89,10 @@ class Localizer(object):
     def __init__(self, bundle: Bundle, place_map: Any, backend: str = "auto", top_k: int = 1,
                  ef: Optional[int] = None, exact: bool = False, encoder: Optional[EncoderBackend] = None,
                  seq_len: Optional[int] = None, **backend_options: Any) -> None:
+        from jist_edge.maps.store import check_bundle
         from jist_edge.pipeline.matcher import Matcher
 
+        check_bundle(place_map.manifest, place_map.path, bundle)  # a map runs only with the model that made it
         self.bundle = bundle
         self.place_map = place_map
         self.top_k = min(_whole_number("top_k", top_k), place_map.count)

@@ -23,6 +23,9 @@ import numpy as np
 
 from jist_edge.errors import JistEdgeError
 from jist_edge.fileio import atomic_path, staged_directory, write_json_atomic
+from jist_edge.locks import output_lock
+from jist_edge.outputs import OutputKind, claim_folder
+from jist_edge.write_errors import check_complete
 from jist_edge.maps.positions import write_positions_csv
 from jist_edge.synth.render import DEFAULT_PITCH_DEG, RIGHT_LANE_M, Condition, render_frame, renderer_for
 from jist_edge.synth.route import Route
@@ -164,6 +167,7 @@ def write_images(traversal: Traversal, out_dir: str, progress: Progress = None) 
         for i, (frame, e, n) in enumerate(traversal):
             name = image_name(i, e, n)
             if not cv2.imwrite(os.path.join(stage, name), frame, params):
+                check_complete(os.path.join(stage, name))  # OpenCV does not say why: a full disk is one reason
                 raise JistEdgeError("could not write image {}".format(os.path.join(out_dir, name)))
             names.append(name)
             _tick(progress)
@@ -187,6 +191,7 @@ def write_video(traversal: Traversal, path: str, fps: float = 10.0, progress: Pr
                 rows.append((i, e, n))
                 _tick(progress)
             writer.release()
+            check_complete(tmp_avi)  # OpenCV drops frames silently when the disk fills up
             os.replace(tmp_avi, tmp)
         finally:
             writer.release()
@@ -195,6 +200,12 @@ def write_video(traversal: Traversal, path: str, fps: float = 10.0, progress: Pr
     csv_path = video_positions_path(path)
     write_positions_csv(csv_path, rows)
     return path, csv_path
+
+
+# What `synth` and the demo may replace: a folder holding a route.json of ours and only what we write.
+ROUTE_OUTPUT = OutputKind(
+    "synthetic route", "route.json", lambda m: m.get("generator") == "jist_edge.synth.traversal",
+    lambda m: ["route.json", "database", "queries", "database.avi", "queries.avi", "database.csv", "queries.csv"])
 
 
 def make_route_dataset(out_dir: str, frames: int = 300, size: Tuple[int, int] = (240, 320), seed: int = 0,
@@ -214,23 +225,25 @@ def make_route_dataset(out_dir: str, frames: int = 300, size: Tuple[int, int] = 
     database = make_traversal(route, "database", spacing_m, height, width, seed, count=frames)
     queries = make_traversal(route, "query", query_spacing_m if query_spacing_m else spacing_m * QUERY_SPEED_RATIO,
                              height, width, seed, start_m=query_offset_m)
-    out_dir = os.path.abspath(out_dir)
-    paths = {"root": out_dir, "manifest": os.path.join(out_dir, "route.json")}  # type: Dict[str, Optional[str]]
-    with staged_directory(out_dir) as stage:
-        for key, traversal in (("database", database), ("queries", queries)):
-            if as_video:
-                write_video(traversal, os.path.join(stage, key + ".avi"), fps, progress)
-                paths[key] = os.path.join(out_dir, key + ".avi")
-                paths[key + "_positions"] = video_positions_path(paths[key])
-            else:
-                write_images(traversal, os.path.join(stage, key), progress)
-                paths[key] = os.path.join(out_dir, key)
-                paths[key + "_positions"] = None
-        write_json_atomic(os.path.join(stage, "route.json"), {
-            "generator": "jist_edge.synth.traversal",
-            "route": route.describe(),
-            "database": database.describe(),
-            "queries": queries.describe(),
-            "format": "video" if as_video else "images",
-        })
+    with output_lock(out_dir, "synth output"):
+        # an earlier route of ours is replaced, never anything else
+        out_dir = claim_folder(out_dir, ROUTE_OUTPUT, True, option="synthetic route folder")
+        paths = {"root": out_dir, "manifest": os.path.join(out_dir, "route.json")}  # type: Dict[str, Optional[str]]
+        with staged_directory(out_dir) as stage:
+            for key, traversal in (("database", database), ("queries", queries)):
+                if as_video:
+                    write_video(traversal, os.path.join(stage, key + ".avi"), fps, progress)
+                    paths[key] = os.path.join(out_dir, key + ".avi")
+                    paths[key + "_positions"] = video_positions_path(paths[key])
+                else:
+                    write_images(traversal, os.path.join(stage, key), progress)
+                    paths[key] = os.path.join(out_dir, key)
+                    paths[key + "_positions"] = None
+            write_json_atomic(os.path.join(stage, "route.json"), {
+                "generator": "jist_edge.synth.traversal",
+                "route": route.describe(),
+                "database": database.describe(),
+                "queries": queries.describe(),
+                "format": "video" if as_video else "images",
+            })
     return paths

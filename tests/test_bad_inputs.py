@@ -179,6 +179,20 @@ def test_resigned_damaged_index_refused_in_one_line_by_load_map_info_and_run(rou
     assert not os.path.exists(str(tmp_path / "out.jsonl"))
 
 
+def test_damaged_index_of_an_hnsw_pca_map_is_refused_too(tiny_bundle, route, tmp_path):
+    """The check reads the index at the reduced size an hnsw-pca map's hnswlib file holds."""
+    from jist_edge.maps.build import build_map
+
+    pca = build_map(tiny_bundle, route["images"], str(tmp_path / "pca"), index_kind="hnsw-pca", reduced_dim=16)
+    assert pca.index_kind == "hnsw-pca" and check_hnsw_index(pca.index_path, 16, pca.count)["count"] == pca.count
+    index = IndexFile(pca.index_path)
+    _link_out_of_range(index)
+    resign_map(pca.path)
+    proc = subprocess.run([sys.executable, "-c", _LOAD, pca.path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=120)
+    assert proc.returncode == 3 and "points at element 2147483632" in proc.stdout, proc.stdout
+
+
 def test_every_single_word_damage_is_refused_or_harmless(route, tmp_path):
     """120 random 32-bit words of a real index overwritten (re-signed each time) in one child
     process: each load is refused or answers queries; the child never dies of a signal."""

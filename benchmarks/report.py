@@ -4,6 +4,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from jist_edge.benchmarks import capture, precision
 from jist_edge.benchmarks.machine import one_line
+from jist_edge.benchmarks.soak import markdown as soak_markdown
 from jist_edge.fileio import write_bytes_atomic, write_json_atomic
 
 HARDWARE_NOTE = ("Absolute times hold only for the hardware stated above (and the load on it while the bench "
@@ -177,6 +178,8 @@ def markdown(result: Dict[str, Any], plots: List[str], plot_note: Optional[str])
               "runtime process: {:.0f} MiB (torch imported: {}). GPU memory: {}.".format(
                   _ratio(pipe["overhead_over_encode"]), pipe["memory"]["peak_rss_mb"], pipe["memory"]["torch_imported"],
                   _gpu_text(pipe["memory"]["gpu"])), ""]
+    if "soak" in result:
+        lines += soak_markdown(result["soak"])
 
     if "serve" in result:
         from jist_edge.benchmarks.serve import markdown_lines

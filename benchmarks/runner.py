@@ -3,7 +3,8 @@
 Sections: encoder latency per backend and input size, streaming vs re-encoding,
 sequence length, matching vs map size, the runtime's per-stage latency and memory
 (in a fresh process), the cost of the live web view (run --serve, also in a fresh
-process), then the paper-claims table built from those measurements.
+process), a memory soak (fresh process), then the paper-claims table built from those
+measurements.
 """
 import datetime
 import json
@@ -12,7 +13,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from jist_edge.benchmarks import bundles, claims, encoders, machine, matching, serve
+from jist_edge.benchmarks import bundles, claims, encoders, machine, matching, serve, soak
 from jist_edge.benchmarks.memory import gpu_memory, peak_rss_mb
 from jist_edge.bundle import load_bundle
 from jist_edge.errors import JistEdgeError
@@ -27,7 +28,7 @@ MODES = {
         "test_seq_lens": [1, 3, 5, 10], "seq_map_size": 1000, "seq_queries": 50, "seq_runs": 30,
         "map_sizes": [1000, 5000], "efs": [16, 64], "queries": 50, "dim_sizes": [2000],
         "kinds_sizes": [1000, 5000], "max_places": 5000,
-        "pipeline_runs": 15, "pipeline_warmup": 5, "pipeline_map_frames": 20,
+        "pipeline_runs": 15, "pipeline_warmup": 5, "pipeline_map_frames": 20, "soak_frames": 300,
         "precision_rounds": 6, "precision_budget_s": 8.0, "tuning_rounds": 0, "tuning_budget_s": 0.0,
         "e2e_runs": 10, "capture_frames": 30,
         "serve_rounds": 3, "serve_frames": 8, "serve_clip_frames": 24,
@@ -40,7 +41,7 @@ MODES = {
         # index kinds (runtime memory per kind) run to --max-places; 1M builds are cached in the bench cache
         "kinds_sizes": [10000, 100000, 1000000], "max_places": 100000,
         "dim_sizes": [10000, 100000],
-        "pipeline_runs": 60, "pipeline_warmup": 10, "pipeline_map_frames": 60,
+        "pipeline_runs": 60, "pipeline_warmup": 10, "pipeline_map_frames": 60, "soak_frames": 5000,
         "precision_rounds": 20, "precision_budget_s": 40.0, "tuning_rounds": 10, "tuning_budget_s": 120.0,
         "e2e_runs": 40,
         "capture_frames": 100,
@@ -139,6 +140,11 @@ def run_bench(cfg: Dict[str, Any], cache_dir: str, model: Optional[str] = None, 
     t = time.perf_counter()
     result["serve"] = serve.bench(main_bundle, map_dir, names[0], cfg, log)
     durations["serve"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    result["soak"] = soak.bench(main_bundle, names[0] if not names[0].startswith("torch-") else "auto",
+                                cfg["soak_frames"], log)
+    durations["soak"] = time.perf_counter() - t
 
     result["memory"] = {"bench_process_peak_rss_mb": peak_rss_mb(), "gpu": gpu_memory()}
     durations["total"] = time.perf_counter() - started

@@ -16,7 +16,7 @@ from jist_edge.benchmarks import claims, descriptors, memory, report, runner, ti
 STATS_KEYS = {"n", "mean_ms", "min_ms", "p50_ms", "median_ms", "p95_ms", "p99_ms", "max_ms", "fps"}
 RATIO_KEYS = {"n", "min", "median", "max", "mean"}
 TOP_KEYS = {"schema", "created", "mode", "machine", "settings", "model", "encoders", "streaming",
-            "sequence_length", "matching", "pipeline", "memory", "claims", "durations_s", "notes"}
+            "sequence_length", "matching", "pipeline", "soak", "memory", "claims", "durations_s", "notes"}
 
 
 # --- statistics and interleaving -------------------------------------------------
@@ -120,7 +120,7 @@ TINY = {
     "encoder_rounds": 3, "encoder_budget_s": 5.0, "seq_lens": [3], "streaming_rounds": 2,
     "streaming_budget_s": 5.0, "test_seq_lens": [1, 3], "seq_map_size": 300, "seq_queries": 20, "seq_runs": 5,
     "map_sizes": [300, 600], "efs": [8, 64], "queries": 20, "dim_sizes": [300], "kinds_sizes": [300, 600],
-    "pipeline_runs": 4, "pipeline_warmup": 1, "pipeline_map_frames": 12,
+    "pipeline_runs": 4, "pipeline_warmup": 1, "pipeline_map_frames": 12, "soak_frames": 120,
 }
 
 
@@ -246,6 +246,15 @@ def test_serve_section_alternated_the_three_ways_with_viewers_receiving(bench_ru
     assert all(st["n"] == s["rounds"] for st in s["view_threads_cpu_ms_per_frame"].values())
     assert s["viewer_fps_median"] >= 0
     assert "## Live web view (run --serve)" in open(bench_run["written"]["markdown"]).read()
+
+
+def test_soak_section_streamed_every_frame_through_reconnects_in_a_fresh_process(bench_run):
+    s = bench_run["result"]["soak"]
+    assert s["frames"] == TINY["soak_frames"] and s["reconnects"] >= TINY["soak_frames"] // 40 - 1
+    assert s["torch_imported"] is False and s["rss_samples_mb"][-1][0] == TINY["soak_frames"]
+    assert s["rss_min_mb"] <= s["rss_after_warmup_mb"] <= s["rss_max_mb"] <= s["peak_rss_mb"]
+    with open(bench_run["written"]["markdown"]) as handle:
+        assert "## Soak: resident memory over a long run" in handle.read()
 
 
 def test_claims_read_measured_keys(bench_run):

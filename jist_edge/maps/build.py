@@ -19,8 +19,9 @@ from jist_edge.maps.drives import Drive, as_drives  # noqa: F401  (Drive: for bu
 from jist_edge.maps.index import AUTO, DEFAULT_RERANK, DEFAULT_REDUCED_DIM, HNSW, IndexSpec
 from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED, FrameTable, PlaceMap, load_map, refuse_overwrite, write_map
 from jist_edge.maps.positions import frame_position, read_positions_frame
-from jist_edge.pipeline.preprocess import Preprocessor, check_frame
+from jist_edge.pipeline.preprocess import Preprocessor
 from jist_edge.pipeline.seqgem import sliding_windows
+from jist_edge.stream.frame import to_bgr
 
 Progress = Optional[Callable[[int], None]]
 
@@ -29,7 +30,7 @@ def encode_frames(encoder: Any, preprocessor: Preprocessor, frames: Iterable[np.
                   progress: Progress = None) -> np.ndarray:
     """BGR frames -> (N, D) float32; ``encoder.encode`` sees each frame exactly once, in batches."""
     if batch_size < 1:
-        raise JistEdgeError("--batch-size must be at least 1, got {}".format(batch_size))
+        raise JistEdgeError("batch_size must be at least 1, got {}".format(batch_size))
     chunks = []  # type: List[np.ndarray]
     batch = []  # type: List[np.ndarray]
 
@@ -87,9 +88,11 @@ class _RouteReader(object):
 
     def __init__(self, source_or_frames: Any, stride: int, positions: Any) -> None:
         if stride < 1:
-            raise JistEdgeError("--stride must be at least 1, got {}".format(stride))
+            raise JistEdgeError("stride must be at least 1, got {}".format(stride))
         self.source, self.stride, self.info = _open(source_or_frames, int(stride))
         self.info["stride"] = int(stride)
+        if hasattr(positions, "__fspath__"):
+            positions = os.fspath(positions)
         self.table, self.position_frame = _position_table(positions)
         if isinstance(positions, str):
             self.info["positions"] = os.path.abspath(positions)
@@ -100,13 +103,15 @@ class _RouteReader(object):
         self.bad = 0
         self.missing_positions = 0
 
-    def images(self) -> Iterator[np.ndarray]:
+    def images(self, pre: Preprocessor) -> Iterator[np.ndarray]:
+        """Usable frames at the model's size (resized here, so a frame OpenCV cannot resize
+        is skipped and counted instead of failing its whole batch)."""
         for n, frame in enumerate(self.source):
             index, image, name, stamp = _unpack(frame, n)
             if n % self.stride:
                 continue
             try:
-                check_frame(image)
+                image = pre.resize(to_bgr(image)[0])
             except BadFrame:
                 self.bad += 1
                 continue
@@ -150,8 +155,13 @@ class _RouteReader(object):
         return FrameTable(self.indices, self.names, self.timestamps, positions)
 
 
+ROUTE_KINDS = "a video file or image folder (str or path), or an iterable of BGR numpy arrays or Frames"
+
+
 def _open(source_or_frames: Any, stride: int):
-    """A path opens through jist_edge.stream.sources (which applies the stride); anything else is iterated."""
+    """A path opens through jist_edge.stream.sources (which applies the stride); an iterable is iterated."""
+    if hasattr(source_or_frames, "__fspath__"):
+        source_or_frames = os.fspath(source_or_frames)
     if isinstance(source_or_frames, str):
         path = source_or_frames
         if not os.path.exists(path):
@@ -160,13 +170,21 @@ def _open(source_or_frames: Any, stride: int):
 
         kind = "images" if os.path.isdir(path) else "video"
         return open_source(path, stride=stride), 1, {"kind": kind, "path": os.path.abspath(path)}
+    if isinstance(source_or_frames, np.ndarray) and source_or_frames.ndim != 4:
+        raise JistEdgeError("a route given as one array must be N x H x W x 3, not {}-D".format(source_or_frames.ndim))
+    if isinstance(source_or_frames, (bytes, dict)) or not hasattr(source_or_frames, "__iter__"):
+        raise JistEdgeError("cannot read a route from a {}: give {}".format(type(source_or_frames).__name__,
+                                                                         ROUTE_KINDS))
     return source_or_frames, stride, {"kind": "frames", "path": None}
 
 
 def _unpack(frame: Any, n: int):
-    """A Frame (index, image, name, timestamp) or a bare BGR array."""
-    if isinstance(frame, np.ndarray):
+    """A Frame (index, image, name, timestamp), a bare BGR array, or None (a frame that is missing)."""
+    if frame is None or isinstance(frame, np.ndarray):
         return n, frame, "frame{:06d}".format(n), None
+    if not hasattr(frame, "image"):
+        raise JistEdgeError("frame {} of the route is a {}; expected a BGR numpy array or a Frame".format(
+            n, type(frame).__name__))
     index = int(getattr(frame, "index", n))
     name = getattr(frame, "name", None) or "frame{:06d}".format(index)
     stamp = getattr(frame, "timestamp", None)
@@ -186,7 +204,7 @@ def _position_table(positions: Any):
 
 def check_length(frames: int, seq_len: int, where: Any) -> None:
     if seq_len < 1:
-        raise JistEdgeError("--seq-len must be at least 1, got {}".format(seq_len))
+        raise JistEdgeError("seq_len must be at least 1, got {}".format(seq_len))
     if frames == 0:
         raise JistEdgeError("route {} has no usable frames".format(where or "(frames)"))
     if frames < seq_len:
@@ -207,11 +225,12 @@ def encode_route(bundle: Any, source_or_frames: Any, stride: int = 1, positions:
         progress.set_total(reader.total())
     start = time.time()
     try:
+        pre = Preprocessor.for_bundle(bundle)
         encode_stream = getattr(encoder, "encode_stream", None)  # e.g. a pool of Ray workers (maps.cluster)
         if callable(encode_stream):
-            desc = encode_stream(reader.images(), batch_size, progress)
+            desc = encode_stream(reader.images(pre), batch_size, progress)
         else:
-            desc = encode_frames(encoder, Preprocessor.for_bundle(bundle), reader.images(), batch_size, progress)
+            desc = encode_frames(encoder, pre, reader.images(pre), batch_size, progress)
     finally:
         reader.close()
         if own:
@@ -263,10 +282,10 @@ def build_map(
     bundle = _resolve_bundle(bundle)
     seq_len = int(bundle.seq_len if seq_len is None else seq_len)
     if seq_len < 1:
-        raise JistEdgeError("--seq-len must be at least 1, got {}".format(seq_len))
+        raise JistEdgeError("seq_len must be at least 1, got {}".format(seq_len))
     spec = IndexSpec(index_kind, M, ef_construction, seed, reduced_dim, rerank)
     if index_kind != HNSW and spec.reduced_dim > int(bundle.dim):
-        raise JistEdgeError("--reduced-dim {} exceeds the model's {}-D descriptors".format(spec.reduced_dim, bundle.dim))
+        raise JistEdgeError("reduced_dim {} exceeds the model's {}-D descriptors".format(spec.reduced_dim, bundle.dim))
     drives = as_drives(source_or_frames, positions)
     with output_lock(out_dir, "map output"):  # one writer from the check to the swap
         refuse_overwrite(out_dir, force)  # before the expensive part

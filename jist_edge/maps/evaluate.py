@@ -159,9 +159,9 @@ def evaluate(
     """
     recalls = sorted(set(int(n) for n in recalls))
     if not recalls or recalls[0] < 1:
-        raise JistEdgeError("--recall values must be positive integers")
+        raise JistEdgeError("recalls must be positive integers, got {}".format(recalls))
     if threshold <= 0:
-        raise JistEdgeError("--threshold must be positive, got {}".format(threshold))
+        raise JistEdgeError("threshold must be positive (metres), got {}".format(threshold))
     for method in methods:
         if method not in METHODS:
             raise JistEdgeError("unknown search method {!r}; choose from {}".format(method, ", ".join(METHODS)))

@@ -41,7 +41,7 @@ def choose_kind(kind: str, places: int) -> str:
     if kind == AUTO:
         return HNSW_PCA if places > AUTO_PCA_PLACES else HNSW
     if kind not in KINDS:
-        raise JistEdgeError("--index {!r} is not an index kind; choose from {}".format(
+        raise JistEdgeError("index kind {!r} is not one of {}".format(
             kind, ", ".join((AUTO,) + KINDS)))
     return kind
 

@@ -151,7 +151,8 @@ def read_positions_frame(path: str) -> Tuple[Dict[FrameKey, Position], Dict[str,
     Column order is free and extra columns are ignored.
     """
     try:
-        handle = open(path, "r", newline="", encoding="utf-8")
+        # utf-8-sig: Excel writes CSV with a byte-order mark, which would otherwise stick to "frame"
+        handle = open(path, "r", newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise JistEdgeError("positions CSV {} cannot be read: {}".format(path, exc.strerror or exc))
     result = {}  # type: Dict[FrameKey, Position]

@@ -32,6 +32,7 @@ from jist_edge.errors import IntegrityError, JistEdgeError
 from jist_edge.fileio import (check_manifest_digest, file_record, kept_note, manifest_digest, read_json,
                               staged_directory, verify_files, write_json_atomic, write_staged)
 from jist_edge.locks import output_lock
+from jist_edge.maps.index_check import check_hnsw_index
 from jist_edge.maps import drives as drive_layout
 from jist_edge.maps import index as index_kinds
 from jist_edge.outputs import claim_folder, manifest_kind
@@ -202,10 +203,11 @@ class PlaceMap(object):
         """The hnswlib index, opened once; its files were verified by ``load_map``."""
         if self._index is None:
             if self.index_kind == index_kinds.HNSW_PCA:
-                self._index = open_hnsw(self.index_path, int(self.manifest["index"]["reduced_dim"]), self.count)
+                self._index = open_hnsw(self.index_path, int(self.manifest["index"]["reduced_dim"]), self.count,
+                                        checked=True)
                 index_kinds.check_reduced_index(self._index, self.projection(), self.descriptors, self.index_path)
             else:
-                self._index = open_hnsw(self.index_path, self.dim, self.count, self.descriptors)
+                self._index = open_hnsw(self.index_path, self.dim, self.count, self.descriptors, checked=True)
         return self._index
 
     def projection(self) -> np.ndarray:
@@ -266,9 +268,15 @@ def _drive_summary(drive: Dict[str, Any], seq_len: int) -> Dict[str, Any]:
             "positions": drive_layout.describe_frame(drive.get("positions") or {"frame": drive_layout.METRIC})}
 
 
-def open_hnsw(path: str, dim: int, count: int, descriptors: Optional[np.ndarray] = None) -> Any:
-    """Load a (verified) index and check that it holds what the manifest says."""
+def open_hnsw(path: str, dim: int, count: int, descriptors: Optional[np.ndarray] = None,
+              checked: bool = False) -> Any:
+    """Load a (verified) index and check that it holds what the manifest says.
+
+    Its structure is checked first (maps.index_check) unless ``checked`` says load_map did."""
     import hnswlib
+
+    if not checked:
+        check_hnsw_index(path, dim, count)
 
     index = hnswlib.Index(space=SPACE, dim=int(dim))
     try:
@@ -356,7 +364,8 @@ def _stored_sequences(sequences: np.ndarray, shape: Sequence[int], fp16: bool) -
         raise ValueError("sequence descriptors have shape {}, expected {}".format(sequences.shape, tuple(shape)))
     stored = sequences.astype(np.float16 if fp16 else np.float32)
     if fp16 and not np.isfinite(stored).all():
-        raise JistEdgeError("--fp16: sequence descriptors overflow float16; build the map without --fp16")
+        raise JistEdgeError("sequence descriptors overflow float16, which fp16 (--fp16) and hnsw-pca maps store; "
+                            "build the map with neither")
     return stored
 
 
@@ -534,6 +543,10 @@ def load_map(path: str, bundle: Any = None, seq_len: Optional[int] = None) -> Pl
     if not np.array_equal(seq_frames, drive_layout.window_rows(drive_layout.manifest_frame_counts(manifest),
                                                                 seq_len_m)):
         raise IntegrityError("map {}: sequence frame rows are not the windows of each drive's frames".format(path))
+    # a re-signed file can still hold links hnswlib would follow out of bounds (a segfault)
+    meta = manifest["index"]
+    check_hnsw_index(os.path.join(path, INDEX_FILE), int(meta.get("reduced_dim", dim)) if index_kinds.kind_of(meta)
+                     == index_kinds.HNSW_PCA else dim, n_seq, meta["M"], meta["ef_construction"])
     return PlaceMap(path, manifest, descriptors, frames, seq_frames, seq_positions, frame_descriptors)
 
 

@@ -27,7 +27,7 @@ class Matcher(object):
         self.exact = bool(exact)
         self.ef = int(DEFAULT_EF if ef is None else ef)
         if self.ef < 1:
-            raise JistEdgeError("--ef must be at least 1, got {}".format(self.ef))
+            raise JistEdgeError("ef must be at least 1, got {}".format(self.ef))
         self.threads = max(1, int(threads))
         self._index = None if self.exact else _search_index(place_map)
         self._exact = None  # type: Optional[ExactSearch]

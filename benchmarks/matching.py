@@ -1,4 +1,5 @@
-"""Matching: query time vs map size, hnswlib ef vs exact, 512-D vs 4096-D, storage per place.
+"""Matching: query time vs map size, hnswlib ef vs exact, 512-D vs 4096-D, storage per place, and
+the index kinds up to a million places (runtime memory, build time, p50/p95, agreement: index_kinds.py).
 
 One live query is one vector, so every time here is a single-query time, interleaved
 between the ways compared (exact, hnswlib at each ef) on the same query in the same
@@ -7,11 +8,11 @@ round.
 import os
 import tempfile
 import time
-from typing import Any, Callable, Dict, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-from jist_edge.benchmarks import descriptors, search
+from jist_edge.benchmarks import descriptors, index_kinds, search
 from jist_edge.benchmarks.memory import PeakRss, current_rss_mb
 from jist_edge.benchmarks.timing import interleave, per_round_ratios, ratio_summary, summarize
 
@@ -146,8 +147,9 @@ def bench_storage(n: int, n_queries: int, workdir: str, seed: int = 0) -> Dict[s
 
 
 def run(map_sizes: Sequence[int], efs: Sequence[int], n_queries: int, dim_sizes: Sequence[int],
-        warmup: int, log: Log, seed: int = 0, threads: int = 0) -> Dict[str, Any]:
-    """The whole matching section."""
+        warmup: int, log: Log, seed: int = 0, threads: int = 0, kinds_sizes: Sequence[int] = (),
+        cache_dir: Optional[str] = None) -> Dict[str, Any]:
+    """The whole matching section; ``kinds_sizes``: the index-kinds table (benchmarks/index_kinds.py)."""
     result: Dict[str, Any] = {
         "descriptors": descriptors.KIND,
         "descriptors_description": descriptors.DESCRIPTION,
@@ -175,4 +177,7 @@ def run(map_sizes: Sequence[int], efs: Sequence[int], n_queries: int, dim_sizes:
         storage_n = max(map_sizes)
         log("matching: descriptor storage float32 vs float16 ({:,} sequences)".format(storage_n))
         result["storage"] = bench_storage(storage_n, n_queries, workdir, seed=seed)
+        if kinds_sizes:
+            result["index_kinds"] = index_kinds.run(kinds_sizes, n_queries, cache_dir or os.path.join(workdir, "kinds"),
+                                                    log, threads=threads)
     return result

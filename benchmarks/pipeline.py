@@ -21,6 +21,24 @@ from jist_edge.benchmarks.timing import per_round_ratios, ratio_summary, summari
 STAGES = ("decode", "preprocess", "encode", "seqgem", "match", "end_to_end")
 
 
+def run_fresh(module: str, args: Sequence[str], what: str) -> Dict[str, Any]:
+    """``python -m module ARGS --out FILE`` in a fresh process (the runtime's memory alone); its JSON result."""
+    import subprocess
+    import tempfile
+
+    from jist_edge.errors import JistEdgeError
+
+    with tempfile.TemporaryDirectory(prefix="jist-bench-out-") as work:
+        out = os.path.join(work, "result.json")
+        proc = subprocess.Popen([sys.executable, "-m", module] + list(args) + ["--out", out],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        output = proc.communicate()[0].decode("utf-8", "replace")
+        if proc.returncode != 0:
+            raise JistEdgeError("the {} process failed: {}".format(what, output.strip().splitlines()[-3:]))
+        with open(out) as handle:
+            return json.load(handle)
+
+
 def make_video(path: str, frames: int, size: Sequence[int], seed: int = 0) -> str:
     """A query pass of a synthetic street route as MJPG .avi (what a camera file looks like)."""
     from jist_edge.synth.traversal import Route, make_traversal, write_video

@@ -4,11 +4,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from jist_edge.benchmarks import capture, precision
 from jist_edge.benchmarks.machine import one_line
+from jist_edge.benchmarks.soak import markdown as soak_markdown
 from jist_edge.fileio import write_bytes_atomic, write_json_atomic
 
 HARDWARE_NOTE = ("Absolute times hold only for the hardware stated above (and the load on it while the bench "
                  "ran); compare ratios, which were measured interleaved in the same process, with their spread.")
-PLOTS = ("latency_vs_map_size.png", "agreement_vs_ef.png", "stage_breakdown.png")
+PLOTS = ("latency_vs_map_size.png", "agreement_vs_ef.png", "stage_breakdown.png")  # + index_kinds.PLOT
 
 
 def _holds(value: Optional[bool]) -> str:
@@ -39,6 +40,9 @@ def terminal_summary(result: Dict[str, Any], out: Callable[[str], None] = print)
             m_rows.append([row["n"], "hnswlib ef={}".format(h["ef"]), h["query"]["p50_ms"],
                            "{:.3f}".format(h["top1_agreement_with_exact"]),
                            "{:.1f}x".format(h["speedup_vs_exact"]["median"])])
+    for row in result["matching"].get("index_kinds", {}).get("rows", []):
+        m_rows.append([row["n"], "{} ({:.0f} MiB RSS)".format(row["name"], row["runtime"]["rss_mb"]),
+                       row["query"]["p50_ms"], "{:.3f}".format(row["top1_agreement_with_exact"]), "-"])
     echo_table(["places", "search", "p50 ms", "top-1 = exact", "speed-up (median)"], m_rows, out)
     out("")
     c_rows = [[c["id"], "{:.4g} {}".format(c["value"], c["unit"]), _holds(c["holds"])] for c in result["claims"]]
@@ -109,7 +113,19 @@ def make_plots(result: Dict[str, Any], out_dir: str) -> Tuple[List[str], Optiona
     ax.set_title("Per-stage latency of the runtime")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=3)
     _save(fig, plt, out_dir, PLOTS[2])
+    if result["matching"].get("index_kinds"):
+        from jist_edge.benchmarks import index_kinds
+
+        with _atomic_png(out_dir, index_kinds.PLOT) as tmp:
+            index_kinds.plot(result["matching"]["index_kinds"], plt, lambda name: tmp)
+        return list(PLOTS) + [index_kinds.PLOT], None
     return list(PLOTS), None
+
+
+def _atomic_png(out_dir: str, name: str) -> Any:
+    from jist_edge.fileio import atomic_path
+
+    return atomic_path(os.path.join(out_dir, name))
 
 
 def _save(fig: Any, plt: Any, out_dir: str, name: str) -> None:
@@ -162,6 +178,13 @@ def markdown(result: Dict[str, Any], plots: List[str], plot_note: Optional[str])
               "runtime process: {:.0f} MiB (torch imported: {}). GPU memory: {}.".format(
                   _ratio(pipe["overhead_over_encode"]), pipe["memory"]["peak_rss_mb"], pipe["memory"]["torch_imported"],
                   _gpu_text(pipe["memory"]["gpu"])), ""]
+    if "soak" in result:
+        lines += soak_markdown(result["soak"])
+
+    if "serve" in result:
+        from jist_edge.benchmarks.serve import markdown_lines
+
+        lines += markdown_lines(result["serve"])
 
     lines += ["## Encoder latency (batch 1)", "", "| input | encoder | p50 / p95 / p99 ms | FPS | time / {} |".format(
         result["encoders"]["sizes"][0]["baseline"]), "|---|---|---|---|---|"]
@@ -213,6 +236,10 @@ def markdown(result: Dict[str, Any], plots: List[str], plot_note: Optional[str])
     lines += ["", "Storage per place: float32 {:.0f} B, float16 {:.0f} B; float16 top-1 agreement with float32: "
               "{:.3f}.".format(sto["float32"]["bytes_per_place_in_memory"], sto["float16"]["bytes_per_place_in_memory"],
                                sto["float16_top1_agreement_with_float32"]), ""]
+    if mt.get("index_kinds"):
+        from jist_edge.benchmarks import index_kinds
+
+        lines += index_kinds.markdown(mt["index_kinds"]) + [""]
 
     if "route_filter" in result:
         lines += route_filter_lines(result["route_filter"])

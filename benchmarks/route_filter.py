@@ -98,11 +98,12 @@ def stats_cost(n: int, log: Log = print) -> Dict[str, Any]:
     before the statistics existed costs on load)."""
     from jist_edge.benchmarks import descriptors, search
     from jist_edge.maps.distance_stats import compute_distance_stats
+    from jist_edge.maps.index import HnswSearch
 
     data = descriptors.RouteDescriptors(n, dim=512, seed=3)
     index, build_s, _ = search.build_index(data.database)
     t0 = time.perf_counter()
-    stats = compute_distance_stats(data.database, np.array([0, n]), 5, index=index)
+    stats = compute_distance_stats(data.database, np.array([0, n]), 5, index=HnswSearch(index))
     seconds = time.perf_counter() - t0
     log("  map distance statistics on load, {:,} places: {:.2f} s ({} probes, hnswlib)".format(
         n, seconds, stats["probes"]))

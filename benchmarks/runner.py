@@ -2,19 +2,18 @@
 
 Sections: encoder latency per backend and input size, streaming vs re-encoding,
 sequence length, matching vs map size, the route filter's cost vs map size, the
-runtime's per-stage latency and memory
-(in a fresh process), then the paper-claims table built from those measurements.
+runtime's per-stage latency and memory (in a fresh process), the cost of the live web
+view (run --serve, also in a fresh process), a memory soak (fresh process), then the
+paper-claims table built from those measurements.
 """
 import datetime
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from jist_edge.benchmarks import bundles, claims, encoders, machine, matching, route_filter
+from jist_edge.benchmarks import bundles, claims, encoders, machine, matching, route_filter, serve, soak
 from jist_edge.benchmarks.memory import gpu_memory, peak_rss_mb
 from jist_edge.bundle import load_bundle
 from jist_edge.errors import JistEdgeError
@@ -28,35 +27,47 @@ MODES = {
         "seq_lens": [3, 5], "streaming_rounds": 4, "streaming_budget_s": 6.0,
         "test_seq_lens": [1, 3, 5, 10], "seq_map_size": 1000, "seq_queries": 50, "seq_runs": 30,
         "map_sizes": [1000, 5000], "efs": [16, 64], "queries": 50, "dim_sizes": [2000],
-        "pipeline_runs": 15, "pipeline_warmup": 5, "pipeline_map_frames": 20,
+        "kinds_sizes": [1000, 5000], "max_places": 5000,
+        "pipeline_runs": 15, "pipeline_warmup": 5, "pipeline_map_frames": 20, "soak_frames": 300,
         "precision_rounds": 6, "precision_budget_s": 8.0, "tuning_rounds": 0, "tuning_budget_s": 0.0,
         "e2e_runs": 10, "capture_frames": 30,
         "filter_sizes": [10000], "filter_frames": 100, "filter_stats_size": 2000,
+        "serve_rounds": 3, "serve_frames": 8, "serve_clip_frames": 24,
     },
     "default": {
         "img_size": (480, 640), "extra_img_sizes": [(240, 320)], "encoder_rounds": 20, "encoder_budget_s": 40.0,
         "seq_lens": [3, 5, 10], "streaming_rounds": 8, "streaming_budget_s": 30.0,
         "test_seq_lens": [1, 2, 3, 5, 7, 10, 15, 20], "seq_map_size": 5000, "seq_queries": 300, "seq_runs": 200,
         "map_sizes": [1000, 10000, 100000], "efs": [16, 32, 64, 128, 256], "queries": 300,
+        # index kinds (runtime memory per kind) run to --max-places; 1M builds are cached in the bench cache
+        "kinds_sizes": [10000, 100000, 1000000], "max_places": 100000,
         "dim_sizes": [10000, 100000],
-        "pipeline_runs": 60, "pipeline_warmup": 10, "pipeline_map_frames": 60,
+        "pipeline_runs": 60, "pipeline_warmup": 10, "pipeline_map_frames": 60, "soak_frames": 5000,
         "precision_rounds": 20, "precision_budget_s": 40.0, "tuning_rounds": 10, "tuning_budget_s": 120.0,
         "e2e_runs": 40,
         "capture_frames": 100,
         "filter_sizes": [10000, 100000], "filter_frames": 400, "filter_stats_size": 20000,
+        "serve_rounds": 10, "serve_frames": 30, "serve_clip_frames": 60,
     },
 }
 
 
 def settings(quick: bool = False, large: bool = False, img_size: Optional[Sequence[int]] = None,
-             overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """The mode's settings, with --large adding a 1M-place map and --img-size replacing the main size."""
+             overrides: Optional[Dict[str, Any]] = None, max_places: Optional[int] = None) -> Dict[str, Any]:
+    """The mode's settings; --max-places N (--large: 1,000,000) lets the index-kinds table run to N places
+    (the exact-vs-hnswlib-at-each-ef table stays at most 100k); --img-size replaces the main size."""
     cfg = dict(MODES["quick" if quick else "default"])
     cfg["mode"] = "quick" if quick else "default"
     if large:
-        cfg["map_sizes"] = list(cfg["map_sizes"]) + [1000000]
-        cfg["filter_sizes"] = list(cfg["filter_sizes"]) + [1000000]
-        cfg["mode"] += "+large"
+        max_places = max(int(max_places or 0), 1000000)
+    if max_places is not None:
+        cfg["max_places"] = int(max_places)
+        cfg["kinds_sizes"] = sorted(set([s for s in cfg["kinds_sizes"] if s < max_places] + [int(max_places)]))
+        cfg["map_sizes"] = [s for s in cfg["map_sizes"] if s <= max_places] or [int(max_places)]
+        cfg["filter_sizes"] = sorted(set([s for s in cfg["filter_sizes"] if s < max_places] + [int(max_places)]))
+        cfg["mode"] += "+max{}".format(int(max_places))
+    else:
+        cfg["kinds_sizes"] = [s for s in cfg["kinds_sizes"] if s <= cfg["max_places"]]
     if img_size is not None:
         cfg["img_size"] = (int(img_size[0]), int(img_size[1]))
     cfg.update(overrides or {})
@@ -121,7 +132,8 @@ def run_bench(cfg: Dict[str, Any], cache_dir: str, model: Optional[str] = None, 
     durations["sequence_length"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    result["matching"] = matching.run(cfg["map_sizes"], cfg["efs"], cfg["queries"], cfg["dim_sizes"], warmup=5, log=log)
+    result["matching"] = matching.run(cfg["map_sizes"], cfg["efs"], cfg["queries"], cfg["dim_sizes"], warmup=5, log=log,
+                                      kinds_sizes=cfg["kinds_sizes"], cache_dir=os.path.join(cache_dir, "matching"))
     durations["matching"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -133,6 +145,15 @@ def run_bench(cfg: Dict[str, Any], cache_dir: str, model: Optional[str] = None, 
     t = time.perf_counter()
     result["pipeline"] = _pipeline(main_bundle, map_dir, names[0], cfg, log)
     durations["pipeline"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    result["serve"] = serve.bench(main_bundle, map_dir, names[0], cfg, log)
+    durations["serve"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    result["soak"] = soak.bench(main_bundle, names[0] if not names[0].startswith("torch-") else "auto",
+                                cfg["soak_frames"], log)
+    durations["soak"] = time.perf_counter() - t
 
     result["memory"] = {"bench_process_peak_rss_mb": peak_rss_mb(), "gpu": gpu_memory()}
     durations["total"] = time.perf_counter() - started
@@ -200,18 +221,11 @@ def _pipeline(bundle: Any, map_dir: Optional[str], backend: str, cfg: Dict[str, 
                 cfg["pipeline_map_frames"])
             log("pipeline: building a map from a {}-frame synthetic database pass".format(cfg["pipeline_map_frames"]))
             map_dir = pipeline.make_map(bundle, os.path.join(work, "map"), cfg["pipeline_map_frames"], size)
-        out = os.path.join(work, "pipeline.json")
         log("pipeline: {} frames through the runtime in a fresh process ({} warm-up)".format(
             cfg["pipeline_runs"], cfg["pipeline_warmup"]))
-        cmd = [sys.executable, "-m", "jist_edge.benchmarks.pipeline", "--bundle", bundle.path, "--map", map_dir,
-               "--video", video, "--backend", runtime_backend, "--runs", str(cfg["pipeline_runs"]),
-               "--warmup", str(cfg["pipeline_warmup"]), "--out", out]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        output = proc.communicate()[0].decode("utf-8", "replace")
-        if proc.returncode != 0:
-            raise JistEdgeError("the pipeline benchmark process failed: {}".format(output.strip().splitlines()[-1:]))
-        with open(out) as handle:
-            result = json.load(handle)
+        result = pipeline.run_fresh("jist_edge.benchmarks.pipeline", [
+            "--bundle", bundle.path, "--map", map_dir, "--video", video, "--backend", runtime_backend,
+            "--runs", str(cfg["pipeline_runs"]), "--warmup", str(cfg["pipeline_warmup"])], "pipeline benchmark")
     result["map"]["source"] = map_source
     st = result["stages"]
     for stage in ("decode", "preprocess", "encode", "seqgem", "match", "end_to_end"):

@@ -11,7 +11,6 @@ import json
 import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
-import cv2
 import numpy as np
 
 from jist_edge.errors import JistEdgeError
@@ -28,7 +27,7 @@ def select_indices(total: int, count: int, seed: int = DEFAULT_SEED) -> List[int
     if total < 1:
         raise JistEdgeError("the calibration route has no frames")
     if count < 1:
-        raise JistEdgeError("--frames must be at least 1, got {}".format(count))
+        raise JistEdgeError("frames must be at least 1, got {}".format(count))
     if count >= total:
         return list(range(total))
     rng = np.random.RandomState(seed)
@@ -49,6 +48,7 @@ class CalibrationSet(object):
         self.pre = preprocessor
         self.seed = int(seed)
         self.frames_read = 0  # decoded frames, so tests can prove a cache hit reads none
+        self.skipped = 0  # selected frames that could not be read (last pass over images())
         if os.path.isdir(self.source):
             from jist_edge.stream.sources import ImageFolderSource
 
@@ -60,7 +60,7 @@ class CalibrationSet(object):
             self.names = []
             total = _video_frame_count(self.source)
         else:
-            raise JistEdgeError("--calibration {} is neither an image folder nor a video file ({})".format(
+            raise JistEdgeError("calibration source {} is neither an image folder nor a video file ({})".format(
                 source, ", ".join(e.lstrip(".") for e in VIDEO_EXTENSIONS[:4])))
         self.total = total
         self.indices = select_indices(total, frames, self.seed)
@@ -83,30 +83,35 @@ class CalibrationSet(object):
         }
 
     def images(self) -> Iterator[np.ndarray]:
-        """The selected frames as BGR uint8, in route order."""
-        if self.kind == "images":
-            for i in self.indices:
-                path = os.path.join(self.source, self.names[i])
-                image = cv2.imread(path, cv2.IMREAD_COLOR)
-                if image is None:
-                    raise JistEdgeError("calibration image {} cannot be read".format(path))
-                self.frames_read += 1
-                yield image
-            return
-        from jist_edge.stream.sources import VideoFileSource
+        """The selected frames as BGR uint8, in route order. Frames that cannot be read are
+        skipped and counted in ``skipped`` (as map build and run do), never fatal, unless
+        no selected frame at all can be read."""
+        from jist_edge.stream.sources import ImageFolderSource, VideoFileSource
 
-        # the runtime's reader: same frame indices and the same handling of bad frames as map building
-        wanted = set(self.indices)
-        with VideoFileSource(self.source) as video:
-            for frame in video:
-                if frame.index in wanted:
-                    wanted.discard(frame.index)
-                    self.frames_read += 1
-                    yield frame.image
-                    if not wanted:
-                        break
-        if wanted:
-            raise JistEdgeError("calibration video {} ended before frame {}".format(self.source, min(wanted)))
+        self.skipped = 0
+        first = []  # type: List[str]
+
+        def note(index: int, name: Optional[str], reason: str) -> None:
+            if not first:
+                first.append("{}: {}".format(name or "frame {}".format(index), reason))
+
+        if self.kind == "images":
+            folder = ImageFolderSource(self.source, on_skip=note)
+            frames = (folder.read_frame(i) for i in self.indices)  # type: Iterator[Any]
+        else:
+            # the runtime's reader: same frame indices and the same handling of bad frames as map building
+            frames = _selected_video_frames(VideoFileSource(self.source, on_skip=note), self.indices)
+        read = 0
+        for frame in frames:
+            if frame is None:
+                self.skipped += 1
+                continue
+            read += 1
+            self.frames_read += 1
+            yield frame.image
+        if not read:
+            raise JistEdgeError("calibration source {}: the {} selected frames cannot be read ({})".format(
+                self.source, len(self.indices), first[0] if first else "the video delivered none of them"))
 
     def batches(self, batch_size: int, pad: bool = False) -> Iterator[np.ndarray]:
         """Nx3xHxW float32 batches; with ``pad`` the last one is filled up by repeating
@@ -129,25 +134,36 @@ class CalibrationSet(object):
         return np.concatenate(list(self.batches(64)), axis=0)
 
 
+def _selected_video_frames(video: Any, indices: Sequence[int]) -> Iterator[Any]:
+    """The frames of ``indices`` in order, None for each one the video could not deliver."""
+    wanted = sorted(set(indices))
+    pos = 0
+    with video:
+        for frame in video:
+            while pos < len(wanted) and wanted[pos] < frame.index:
+                pos += 1
+                yield None  # skipped by the reader (undecodable, or lost)
+            if pos < len(wanted) and wanted[pos] == frame.index:
+                pos += 1
+                yield frame
+            if pos == len(wanted):
+                return
+    for _ in range(len(wanted) - pos):
+        yield None
+
+
 def _stat(path: str) -> List[int]:
     info = os.stat(path)
     return [int(info.st_size), int(info.st_mtime)]
 
 
 def _video_frame_count(path: str) -> int:
-    capture = cv2.VideoCapture(path)
-    try:
-        if not capture.isOpened():
-            raise JistEdgeError("calibration video {} cannot be opened".format(path))
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        if count > 0:
-            return count
-        count = 0  # containers without a frame count: count by grabbing
-        while capture.grab():
-            count += 1
-        return count
-    finally:
-        capture.release()
+    from jist_edge.stream.sources import VideoFileSource
+
+    with VideoFileSource(path) as video:
+        if video.frame_count:
+            return int(video.frame_count)
+        return sum(1 for _ in video) + video.skipped  # containers without a frame count: read it through
 
 
 def open_calibration_set(source: str, bundle, frames: int = DEFAULT_FRAMES,

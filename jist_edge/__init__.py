@@ -25,6 +25,8 @@ _API = {
     "open_source": "jist_edge.stream.sources",
     "Localizer": "jist_edge.pipeline.localizer",
     "build_map": "jist_edge.maps.build",
+    "Drive": "jist_edge.maps.drives",
+    "merge_maps": "jist_edge.maps.merge",
     "load_map": "jist_edge.maps.store",
     "evaluate": "jist_edge.maps.evaluate",
 }

@@ -62,11 +62,12 @@ def output_lock(target: str, what: str = "output") -> Iterator[None]:
         return
     path = lock_path(real)
     fd = _acquire(path, real, what)
-    _HELD[real] = [fd, 1]
-    try:
+    try:  # from here on, Ctrl-C or SIGTERM at any point still removes the lock file
+        _HELD[real] = [fd, 1]
+        sweep_leftovers(real)  # what writers killed outright left: no one else can be writing it now
         yield
     finally:
-        del _HELD[real]
+        _HELD.pop(real, None)
         _release(path, fd)
 
 
@@ -87,8 +88,11 @@ def _acquire(path: str, target: str, what: str) -> int:
             raise LockedError("{} {} is being written by another jist-edge process ({}); wait for it to finish "
                               "or write somewhere else (lock: {})".format(what, target, _describe(holder), path))
         if _same_file(fd, path):
-            _write_holder(fd)
-            sweep_leftovers(target)  # what writers killed outright left: no one else can be writing it now
+            try:
+                _write_holder(fd)
+            except BaseException:  # an interrupt between taking the lock and handing it over
+                _release(path, fd)
+                raise
             return fd
         os.close(fd)  # the holder removed the file as we opened it: take the new one
 

@@ -70,3 +70,15 @@ def copy_bundle(bundle, dest: str) -> str:
 def bundle_copy(tiny_bundle, tmp_path) -> str:
     """A copy of tiny_bundle's folder that a test may tamper with (replace files, never edit them)."""
     return copy_bundle(tiny_bundle, str(tmp_path / "model"))
+
+
+@pytest.fixture(scope="session")
+def synth_route(tmp_path_factory, tiny_bundle):
+    """(paths of a synthetic route as MJPG videos + CSVs, the map of its database pass built offline)."""
+    from jist_edge.maps.build import build_map
+    from jist_edge.synth.traversal import make_route_dataset
+
+    root = tmp_path_factory.mktemp("route")
+    data = make_route_dataset(str(root / "route"), frames=40, size=(64, 96), seed=3, as_video=True)
+    place_map = build_map(tiny_bundle, data["database"], str(root / "map"), positions=data["database_positions"])
+    return data, place_map

@@ -73,3 +73,19 @@ def write_csv(path: str, rows: Sequence[Tuple]) -> None:
         handle.write("frame,easting,northing\n")
         for row in rows:
             handle.write(",".join(str(v) for v in row) + "\n")
+
+
+def edit_map_manifest(map_dir: str, edit) -> None:
+    """Edit a map's manifest and re-sign it (its own sha256 recomputed), as someone sharing a doctored
+    map would: only the checks behind the digest can then refuse it."""
+    import json
+
+    from jist_edge.fileio import manifest_digest, write_json_atomic
+    from jist_edge.maps.store import MANIFEST_FILE
+
+    path = os.path.join(map_dir, MANIFEST_FILE)
+    with open(path) as handle:
+        manifest = json.load(handle)
+    edit(manifest)
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    write_json_atomic(path, manifest)

@@ -16,7 +16,7 @@ from jist_edge.benchmarks import claims, descriptors, memory, report, runner, ti
 STATS_KEYS = {"n", "mean_ms", "min_ms", "p50_ms", "median_ms", "p95_ms", "p99_ms", "max_ms", "fps"}
 RATIO_KEYS = {"n", "min", "median", "max", "mean"}
 TOP_KEYS = {"schema", "created", "mode", "machine", "settings", "model", "encoders", "streaming",
-            "sequence_length", "matching", "pipeline", "memory", "claims", "durations_s", "notes"}
+            "sequence_length", "matching", "pipeline", "soak", "memory", "claims", "durations_s", "notes"}
 
 
 # --- statistics and interleaving -------------------------------------------------
@@ -119,8 +119,8 @@ def test_lookup_follows_dotted_paths_with_indices():
 TINY = {
     "encoder_rounds": 3, "encoder_budget_s": 5.0, "seq_lens": [3], "streaming_rounds": 2,
     "streaming_budget_s": 5.0, "test_seq_lens": [1, 3], "seq_map_size": 300, "seq_queries": 20, "seq_runs": 5,
-    "map_sizes": [300, 600], "efs": [8, 64], "queries": 20, "dim_sizes": [300],
-    "pipeline_runs": 4, "pipeline_warmup": 1, "pipeline_map_frames": 12,
+    "map_sizes": [300, 600], "efs": [8, 64], "queries": 20, "dim_sizes": [300], "kinds_sizes": [300, 600],
+    "pipeline_runs": 4, "pipeline_warmup": 1, "pipeline_map_frames": 12, "soak_frames": 120,
 }
 
 
@@ -191,6 +191,37 @@ def test_matching_section(bench_run):
     assert m["storage"]["float32_over_float16"] == pytest.approx(2.0)
 
 
+def test_index_kinds_section(bench_run, tmp_path):
+    section = bench_run["result"]["matching"]["index_kinds"]
+    assert [(r["n"], r["name"]) for r in section["rows"]] == [
+        (n, name) for n in TINY["kinds_sizes"] for name in ("hnsw", "hnsw-pca64")]
+    for row in section["rows"]:
+        rt = row["runtime"]  # from a fresh process that held the index and answered every query
+        assert rt["queries"] == TINY["queries"] and rt["rss_mb"] >= rt["baseline_rss_mb"] > 0
+        assert 0.0 <= row["top1_agreement_with_exact"] <= 1.0 and row["build"]["build_s"] > 0
+        if row["kind"] == "hnsw-pca":  # float16 descriptors on disk, never copied into memory
+            assert "descriptors_in_memory_mb" not in rt
+        else:
+            assert rt["descriptors_in_memory_mb"] == pytest.approx(row["n"] * 512 * 4 / 2 ** 20)
+    # a second run finds the built indexes in the cache
+    cache = os.path.join(str(tmp_path), "kinds")
+    from jist_edge.benchmarks import index_kinds
+
+    first = index_kinds.run([300], 5, cache, lambda line: None, threads=1)
+    again = index_kinds.run([300], 5, cache, lambda line: None, threads=1)
+    assert [r["build"]["cached"] for r in first["rows"]] == [False, False]
+    assert [r["build"]["cached"] for r in again["rows"]] == [True, True]
+    assert [r["top1_agreement_with_exact"] for r in first["rows"]] == [r["top1_agreement_with_exact"] for r in again["rows"]]
+
+
+def test_max_places_settings():
+    cfg = runner.settings(max_places=1000000)
+    assert cfg["kinds_sizes"] == [10000, 100000, 1000000] and cfg["map_sizes"] == [1000, 10000, 100000]
+    assert runner.settings(large=True)["kinds_sizes"] == cfg["kinds_sizes"]
+    assert runner.settings()["kinds_sizes"] == [10000, 100000]
+    assert runner.settings(quick=True, max_places=3000)["kinds_sizes"] == [1000, 3000]
+
+
 def test_pipeline_section_ran_the_runtime_in_a_fresh_process(bench_run):
     p = bench_run["result"]["pipeline"]
     assert p["runs"] == TINY["pipeline_runs"]
@@ -203,12 +234,35 @@ def test_pipeline_section_ran_the_runtime_in_a_fresh_process(bench_run):
     assert set(p["overhead_over_encode"]) == RATIO_KEYS
 
 
+def test_serve_section_alternated_the_three_ways_with_viewers_receiving(bench_run):
+    s = bench_run["result"]["serve"]
+    assert s["ways"] == ["off", "serve_no_viewers", "serve_2_viewers"] and s["viewers"] == 2
+    assert all(st["n"] == s["rounds"] for st in s["ms_per_frame"].values())
+    for ratios in (s["ratio_to_off"], s["cpu_ratio_to_off"]):  # wall time and process CPU time
+        assert set(ratios) == {"serve_no_viewers", "serve_2_viewers"}
+        assert all(set(r) == RATIO_KEYS and r["n"] == s["rounds"] for r in ratios.values())
+    assert s["viewer_sessions"] == 2 * s["rounds"]  # each viewer got a frame before each of its rounds
+    assert set(s["view_threads_cpu_share"]) == {"serve_no_viewers", "serve_2_viewers"}
+    assert all(st["n"] == s["rounds"] for st in s["view_threads_cpu_ms_per_frame"].values())
+    assert s["viewer_fps_median"] >= 0
+    assert "## Live web view (run --serve)" in open(bench_run["written"]["markdown"]).read()
+
+
+def test_soak_section_streamed_every_frame_through_reconnects_in_a_fresh_process(bench_run):
+    s = bench_run["result"]["soak"]
+    assert s["frames"] == TINY["soak_frames"] and s["reconnects"] >= TINY["soak_frames"] // 40 - 1
+    assert s["torch_imported"] is False and s["rss_samples_mb"][-1][0] == TINY["soak_frames"]
+    assert s["rss_min_mb"] <= s["rss_after_warmup_mb"] <= s["rss_max_mb"] <= s["peak_rss_mb"]
+    with open(bench_run["written"]["markdown"]) as handle:
+        assert "## Soak: resident memory over a long run" in handle.read()
+
+
 def test_claims_read_measured_keys(bench_run):
     r = bench_run["result"]
     ids = [c["id"] for c in r["claims"]]
-    assert ids == ["descriptor_size", "faster_matching", "ann_viable", "faster_inference", "real_time_nano",
-                   "int8_cpu_encoder", "sequence_length_robust",
-                   "route_filter_cost"]
+    assert ids == ["descriptor_size", "faster_matching", "ann_viable", "city_scale", "faster_inference",
+                   "real_time_nano", "int8_cpu_encoder", "sequence_length_robust", "route_filter_cost",
+                   "live_view_overhead"]
     for c in r["claims"]:
         assert c["value"] == pytest.approx(float(claims.lookup(r, c["key"])))
         for name, key in c["related_keys"].items():
@@ -217,6 +271,7 @@ def test_claims_read_measured_keys(bench_run):
         assert c["criterion"] and c["hardware"]
     nano = {c["id"]: c for c in r["claims"]}["real_time_nano"]
     assert nano["holds"] is None  # this test machine is not a Jetson Nano
+    assert {c["id"]: c for c in r["claims"]}["city_scale"]["holds"] is None  # decided only at 1M places
 
 
 def test_precision_and_capture_sections(bench_run):
@@ -252,7 +307,7 @@ def test_markdown_report_and_plots(bench_run):
     for c in bench_run["result"]["claims"]:
         assert c["claim"] in text
     if written["plot_note"] is None:
-        assert len(written["plots"]) == len(report.PLOTS)
+        assert len(written["plots"]) == len(report.PLOTS) + 1  # + the index-kinds plot
         for path in written["plots"]:
             with open(path, "rb") as handle:
                 assert handle.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -1,5 +1,4 @@
 """Map folders: round trip, determinism, atomic replace, and refusal of corrupt or foreign maps."""
-import json
 import os
 import subprocess
 import sys
@@ -8,10 +7,12 @@ import numpy as np
 import pytest
 
 from jist_edge.errors import IntegrityError, JistEdgeError
-from jist_edge.fileio import sha256_file, write_json_atomic
-from jist_edge.maps.store import FrameTable, INDEX_FILE, MANIFEST_FILE, SEQUENCES_FILE, load_map, write_map
+from jist_edge.fileio import sha256_file
+from jist_edge.maps.store import FrameTable, INDEX_FILE, SEQUENCES_FILE, load_map, write_map
 from jist_edge.pipeline.matcher import Matcher
 from jist_edge.pipeline.seqgem import sliding_windows
+
+import map_routes
 
 N_FRAMES = 120
 L = 5
@@ -120,18 +121,6 @@ def test_corrupt_index_refused_by_checksum_before_hnswlib(tiny_bundle, tmp_path,
     assert ("sha256" in proc.stdout) or ("bytes" in proc.stdout)
 
 
-def _edit_manifest(path, edit):
-    """Edit and re-sign (the manifest's own sha256 recomputed), so the checks behind the digest are met."""
-    from jist_edge.fileio import manifest_digest
-
-    manifest_path = os.path.join(path, MANIFEST_FILE)
-    with open(manifest_path) as handle:
-        manifest = json.load(handle)
-    edit(manifest)
-    manifest["manifest_sha256"] = manifest_digest(manifest)
-    write_json_atomic(manifest_path, manifest)
-
-
 @pytest.mark.parametrize("edit,message", [
     (lambda m: m.__setitem__("space", "ip"), "space"),
     (lambda m: m.__setitem__("dim", 256), "implies|descriptors"),
@@ -142,7 +131,7 @@ def _edit_manifest(path, edit):
 ])
 def test_edited_manifest_refused(tiny_bundle, tmp_path, edit, message):
     m, _, _ = _write(str(tmp_path / "map"), tiny_bundle)
-    _edit_manifest(m.path, edit)
+    map_routes.edit_map_manifest(m.path, edit)
     with pytest.raises(IntegrityError, match=message):
         load_map(m.path)
 

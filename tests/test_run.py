@@ -24,15 +24,9 @@ def _rss_bytes() -> int:
 
 
 @pytest.fixture(scope="module")
-def route(tmp_path_factory, tiny_bundle):
+def route(synth_route):
     """A synthetic route as MJPG videos, and a map of its database pass built offline."""
-    from jist_edge.maps.build import build_map
-    from jist_edge.synth.traversal import make_route_dataset
-
-    root = tmp_path_factory.mktemp("route")
-    data = make_route_dataset(str(root / "route"), frames=40, size=(64, 96), seed=3, as_video=True)
-    place_map = build_map(tiny_bundle, data["database"], str(root / "map"), positions=data["database_positions"])
-    return data, place_map
+    return synth_route
 
 
 def test_streamed_descriptors_equal_offline_map_and_each_frame_is_encoded_once(tiny_bundle, route):

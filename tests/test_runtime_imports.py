@@ -33,7 +33,8 @@ for name in names:
     except Exception as exc:
         failed.append("{}: {!r}".format(name, exc))
 print(json.dumps({"imported": imported, "skipped": skipped, "failed": failed,
-                  "torch": sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))}))
+                  "torch": sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")),
+                  "ray": sorted(m for m in sys.modules if m == "ray" or m.startswith("ray."))}))
 """
 
 
@@ -64,11 +65,14 @@ def test_every_runtime_module_imports_without_torch():
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert not report["failed"], report["failed"]
     assert report["torch"] == [], "torch imported by the runtime: {}".format(report["torch"][:5])
+    # Ray (map build --ray, jist_edge.maps.cluster) is host-side and imported only inside its functions
+    assert report["ray"] == [], "ray imported by the runtime: {}".format(report["ray"][:5])
     # every module on disk was imported (or skipped only for lacking TensorRT/pycuda), nothing else
     expected = runtime_modules_on_disk()
     assert set(report["imported"]) | set(report["skipped"]) == expected
     assert {"jist_edge.bundle", "jist_edge.pipeline.localizer", "jist_edge.stream.sources.video",
-            "jist_edge.maps.store", "jist_edge.engines.runner", "jist_edge.cli.export_cmd"} <= set(report["imported"])
+            "jist_edge.maps.store", "jist_edge.engines.runner", "jist_edge.cli.export_cmd",
+            "jist_edge.maps.cluster"} <= set(report["imported"])
 
 
 def test_the_public_api_is_importable_from_the_top():

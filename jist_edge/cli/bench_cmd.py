@@ -32,14 +32,18 @@ def _report_kind() -> OutputKind:
 @click.option("--img-size", type=(int, int), default=None, metavar="H W",
               help="Input size of the exported model when no --model is given [default: 480 640; quick: 120 160].")
 @click.option("--quick", is_flag=True, help="Tiny sizes and few runs (about a minute): checks the bench works.")
-@click.option("--large", is_flag=True, help="Add a 1,000,000-place map to the matching section (slow).")
+@click.option("--max-places", type=click.IntRange(1000), default=None,
+              help="Run the index-kinds table (memory, p50/p95, agreement per kind) up to this many places "
+                   "[default: 100000; quick: 5000]. A 1,000,000-place build takes tens of minutes on 2 cores; "
+                   "built indexes are kept in <workspace>/bench-cache/matching for later runs.")
+@click.option("--large", is_flag=True, help="Same as --max-places 1000000.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write every figure plus the machine to this JSON file.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Write README.md, bench.json and PNG plots to this folder.")
 @workspace_option
 def command(model: Optional[str], map_dir: Optional[str], backends: Sequence[str], img_size: Optional[Tuple[int, int]],
-            quick: bool, large: bool, json_path: Optional[str], report_dir: Optional[str],
+            quick: bool, max_places: Optional[int], large: bool, json_path: Optional[str], report_dir: Optional[str],
             workspace_path: Optional[str]) -> None:
     """Measure the pipeline on this machine and set it beside the paper's claims.
 
@@ -74,7 +78,7 @@ def command(model: Optional[str], map_dir: Optional[str], backends: Sequence[str
     if report_dir:  # a README.md (or plot) of someone else's in that folder is never replaced
         kind = _report_kind()
         report_dir = claim_entries(report_dir, list(kind.entries({})), kind, "--report")
-    cfg = runner.settings(quick=quick, large=large, img_size=img_size)
+    cfg = runner.settings(quick=quick, large=large, img_size=img_size, max_places=max_places)
     cache = os.path.join(workspace.workspace_dir(workspace_path), "bench-cache")
     result = runner.run_bench(cfg, cache, model=model, map_dir=map_dir, backends=list(backends) or None,
                               log=lambda line: click.echo(line, err=True))

@@ -91,6 +91,7 @@ def _quantize(model: Any, calib: Any, engines: str, work: str, qdq_out: Optional
     from jist_edge.calibration.qdq import quantize_encoder
 
     frames = calib.array()
+    _warn_skipped(calib, "calibration")
     expected = int8_model.expected_header(model, onnxruntime.__version__, calib.identity())
     result = {"calibration": calib.identity(), "bundle_id": model.bundle_id, "random_weights": model.random_init,
               "onnxruntime": onnxruntime.__version__}  # type: Dict[str, Any]
@@ -127,11 +128,19 @@ def _route_passes(model: Any, route: str, queries: Optional[str], count: int, se
         frames = open_calibration_set(source, model, frames=count, seed=seed)
         frames.indices = sorted(set(int(i) for i in np.linspace(0, frames.total - 1, min(count, frames.total))))
         passes.append(list(frames.images()))
+        _warn_skipped(frames, "route")
     if len(passes[0]) < model.seq_len or (queries and len(passes[1]) < model.seq_len):
         raise JistEdgeError("the fidelity route needs at least L={} frames per pass, got {}: give a longer "
                             "--route/--queries or more --route-frames".format(model.seq_len, min(map(len, passes))))
     pre = Preprocessor.for_bundle(model)
     return pre.batch(passes[0]), pre.batch(passes[1] if queries else fidelity.revisit(passes[0], seed))
+
+
+def _warn_skipped(frame_set: Any, name: str) -> None:
+    """Unreadable frames are skipped (as map build and run skip them); say how many."""
+    if frame_set.skipped:
+        warn("{} of {} selected {} frames of {} could not be read and were skipped".format(
+            frame_set.skipped, len(frame_set), name, frame_set.source))
 
 
 def _fidelity(model: Any, db: Any, q: Any, files: Dict[str, str], fp16: bool, checkpoint: Optional[str]):

@@ -9,6 +9,7 @@ import numpy as np
 from jist_edge import workspace
 from jist_edge.cli.common import FiniteFloatRange, echo_table, warn, workspace_option
 from jist_edge.cli.demo_filter import filter_step, print_filter_step, synthesize_excursions
+from jist_edge.cli.serve_option import DEMO_HELP, open_view, serve_option, serve_until_interrupted
 from jist_edge.errors import JistEdgeError
 from jist_edge.outputs import check_writable
 
@@ -68,8 +69,10 @@ def claim_demo_folder(out: str, force: bool) -> str:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the summary as JSON.")
 @click.option("--force", is_flag=True, help="Use an --output folder that a demo did not make (its model/, map/, "
               "route/ are replaced where they are ones jist-edge wrote; anything else there stays).")
+@serve_option(DEMO_HELP)
 @workspace_option
-def command(output, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path, force, workspace_path):
+def command(output, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path, force, serve,
+            workspace_path):
     """Synthesize a route, export a model, build a map, run the live pipeline, report.
 
     With no arguments this runs anywhere: random weights demonstrate the pipeline
@@ -87,12 +90,18 @@ def command(output, checkpoint, frames, img_size, seq_len, backend, seed, thresh
     if json_path:
         json_path = check_writable(json_path, "--json")  # refused now, not after the demo
     out = os.path.abspath(output or os.path.join(workspace.workspace_dir(workspace_path), "demo"))
+    view = open_view(serve, click.echo, note="  (open it now: the query run plays there in step 4)")
+    if view is not None:
+        click.get_current_context().call_on_close(view.close)
     with output_lock(out, "demo folder"):
         _demo(claim_demo_folder(out, force), export_bundle, checkpoint, frames, img_size, seq_len, backend, seed,
-              threshold, json_path)
+              threshold, json_path, view)
+    if view is not None:  # the folder's lock is released: serving goes on without it
+        serve_until_interrupted(view, "the demo's query run has ended", click.echo)
 
 
-def _demo(out: str, export_bundle, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path) -> None:
+def _demo(out: str, export_bundle, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path,
+          view: Any = None) -> None:
     from jist_edge.fileio import write_json_atomic
 
     summary = {"output": out, "random_init": checkpoint is None}  # type: Dict[str, Any]
@@ -107,7 +116,8 @@ def _demo(out: str, export_bundle, checkpoint, frames, img_size, seq_len, backen
                            seed=seed, img_size=img_size, seq_len=seq_len, force=True)
     _done(t, "bundle {}".format(bundle.bundle_id))
     place_map = _build_map(bundle, data, out, seq_len)
-    streamed, run, encoder, encoder_frames = _stream_queries(bundle, place_map, data["queries"], query_frames, backend)
+    streamed, run, encoder, encoder_frames = _stream_queries(bundle, place_map, data["queries"], query_frames, backend,
+                                                             view)
     scores = _score(place_map, streamed, data["queries_positions"], threshold)
     t = _step(6, STEPS, "route filter: raw vs filtered, on the query pass and on a pass that leaves the map")
     filtered = filter_step(bundle, place_map, streamed, streamed.pop("setup"), data, excursions, threshold, out)
@@ -157,13 +167,16 @@ def _build_map(bundle: Any, data: Dict[str, Any], out: str, seq_len: int) -> Any
     return place_map
 
 
-def _stream_queries(bundle: Any, place_map: Any, queries: str, query_frames: int, backend: str):
-    """The query pass through the live runtime: per full window its frames, ids and descriptor."""
+def _stream_queries(bundle: Any, place_map: Any, queries: str, query_frames: int, backend: str, view: Any = None):
+    """The query pass through the live runtime: per full window its frames, ids and descriptor (and each
+    result to the live view, with --serve)."""
     from jist_edge.pipeline.localizer import Localizer
     from jist_edge.pipeline.stats import RunStats
 
     t = _step(4, STEPS, "streaming the query pass through the live pipeline")
     loc = Localizer(bundle, place_map, backend=backend, top_k=max(RECALLS))  # build_map returned it verified
+    if view is not None:
+        view.set_map(place_map, dict(loc.describe(), source=queries, random_init=bundle.random_init))
     stats = RunStats()
     streamed = {"windows": [], "ids": [], "descriptors": [], "raw_dists": [], "estimates": []}  # type: Dict[str, Any]
     emitted = []  # type: List[int]
@@ -171,6 +184,8 @@ def _stream_queries(bundle: Any, place_map: Any, queries: str, query_frames: int
         with click.progressbar(length=query_frames, label="      frames", show_pos=True) as bar:
             for result in loc.stream(queries):
                 stats(result)
+                if view is not None:
+                    view(result, loc.last_image)
                 emitted.append(result.frame_index)
                 if not result.partial:
                     streamed["windows"].append(emitted[-place_map.seq_len:])

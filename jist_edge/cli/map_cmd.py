@@ -1,14 +1,17 @@
 """`jist-edge map build` and `jist-edge map info`."""
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import click
 
 from jist_edge import workspace
 from jist_edge.cli.common import (FrameProgress, check_route_path, echo_json, echo_table, keeps_previous, model_path,
                                   warn, workspace_option)
+from jist_edge.maps.index import AUTO, AUTO_PCA_PLACES, DEFAULT_REDUCED_DIM, DEFAULT_RERANK, KINDS
 from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M
+
+DEFAULT_SHARD_FRAMES = 256  # maps.cluster's default, repeated here so --help needs no import of it
 
 
 @click.group("map")
@@ -20,102 +23,174 @@ def command() -> None:
 @click.option("--model", type=click.Path(), default=None, help="Model bundle [default: <workspace>/model].")
 @click.option("--images", type=click.Path(), default=None, help="Route as a folder of images (ordered by name).")
 @click.option("--video", type=click.Path(), default=None, help="Route as a video file.")
+@click.option("--route", "routes", type=click.Path(), multiple=True,
+              help="A drive: video file or image folder. Repeat for several drives in one map (in driving order).")
 @click.option("--from-map", "from_map", type=click.Path(), default=None,
               help="Reuse the frame descriptors of an existing map (another --seq-len; no re-encoding).")
-@click.option("--positions", type=click.Path(dir_okay=False), default=None,
-              help="CSV frame,easting,northing or frame,lat,lon [default: from @easting@northing@ file names].")
+@click.option("--positions", type=click.Path(dir_okay=False), multiple=True,
+              help="CSV frame,easting,northing or frame,lat,lon [default: from @easting@northing@ file names]. "
+                   "With several --route: one per route in the same order, '-' for file names.")
 @click.option("--stride", default=1, show_default=True, type=click.IntRange(1), help="Use every N-th frame.")
 @click.option("--seq-len", type=click.IntRange(1), default=None, help="Frames per sequence L [default: the bundle's].")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1), help="Frames per encoder call.")
 @click.option("--fp16", is_flag=True, help="Store sequence descriptors as float16 (half the size).")
+@click.option("--index", "index_kind", default=AUTO, show_default=True, type=click.Choice((AUTO,) + KINDS),
+              help="Index kind: hnsw (full descriptors), hnsw-pca (reduced + exact re-rank; city-scale maps); "
+                   "auto picks hnsw-pca above {:,} places.".format(AUTO_PCA_PLACES))
+@click.option("--reduced-dim", default=DEFAULT_REDUCED_DIM, show_default=True, type=click.IntRange(1),
+              help="hnsw-pca: PCA dimensions the graph searches.")
+@click.option("--rerank", default=DEFAULT_RERANK, show_default=True, type=click.IntRange(1),
+              help="hnsw-pca: candidates re-scored exactly.")
 @click.option("--M", "M", default=DEFAULT_M, show_default=True, type=click.IntRange(2), help="hnswlib graph degree.")
 @click.option("--ef-construction", default=DEFAULT_EF_CONSTRUCTION, show_default=True, type=click.IntRange(1), help="hnswlib build ef.")
 @click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", "onnxruntime", "tensorrt"]),
               help="Encoder backend.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
+              help="Encode on Ray workers (pip install 'jist-edge[cluster]'): --ray alone joins the cluster of "
+                   "RAY_ADDRESS or this machine's, else starts a local one; --ray HOST:PORT or ray://HOST:10001 "
+                   "joins that cluster.")
+@click.option("--shard-frames", default=DEFAULT_SHARD_FRAMES, show_default=True, type=click.IntRange(1),
+              help="--ray: frames per task (rounded up to a multiple of --batch-size).")
 @click.option("--output", type=click.Path(file_okay=False), default=None, help="Map folder [default: <workspace>/map].")
 @click.option("--force", is_flag=True, help="Replace an existing map folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @workspace_option
-def build(model, images, video, from_map, positions, stride, seq_len, batch_size, fp16, M, ef_construction, backend,
-          output, force, quiet, workspace_path):
-    """Encode a route once, pool windows of L frames with SeqGeM, and index them.
+def build(model, images, video, routes, from_map, positions, stride, seq_len, batch_size, fp16, index_kind,
+          reduced_dim, rerank, M, ef_construction, backend, ray_address, shard_frames, output, force, quiet,
+          workspace_path):
+    """Encode one or several routes once, pool windows of L frames with SeqGeM, and index them.
 
     \b
     Examples:
       jist-edge map build --video route.avi --positions route.csv
       jist-edge map build --images db_images/ --output maps/city
+      jist-edge map build --route day.avi --positions day.csv --route night/ --positions - --output maps/both
+      jist-edge map build --route long.avi --positions long.csv --ray head-node:6379
       jist-edge map build --from-map maps/city --seq-len 10 --output maps/city-L10
     """
     from jist_edge.locks import output_lock
 
-    given = [(n, v) for n, v in (("--images", images), ("--video", video), ("--from-map", from_map)) if v is not None]
-    if len(given) != 1:
-        raise click.UsageError("give exactly one of --images, --video, --from-map")
-    option, route_path = given[0]
-    check_route_path(option, route_path)
-    if option == "--from-map" and (positions or stride != 1):
-        raise click.UsageError("--positions and --stride do not apply to --from-map (its frames are fixed)")
+    drives = _drives(images, video, routes, from_map, positions)
+    if drives is None and (stride != 1 or ray_address):
+        raise click.UsageError("--stride and --ray do not apply to --from-map (its frames are fixed)")
     output = output or workspace.map_dir(workspace_path)
+    index = {"index_kind": index_kind, "reduced_dim": reduced_dim, "rerank": rerank, "M": M,
+             "ef_construction": ef_construction}
     # one writer per map folder, from the first check to the swap; Ctrl-C says what was kept
     with output_lock(output, "map output"), keeps_previous("map build", output, "map"):
-        _build(model, option, route_path, positions, stride, seq_len, batch_size, fp16, M, ef_construction, backend,
-               output, force, quiet, workspace_path)
+        _build(model_path(model, workspace_path), drives, from_map, output, index, seq_len, stride, batch_size, fp16,
+               backend, ray_address, shard_frames, force, quiet)
 
 
-def _build(model, option, route_path, positions, stride, seq_len, batch_size, fp16, M, ef_construction, backend,
-           output, force, quiet, workspace_path) -> None:
-    from jist_edge.backends import create_encoder
+def _build(model: str, drives: Optional[List[Any]], from_map: Optional[str], output: str, index: Dict[str, Any],
+           seq_len: Optional[int], stride: int, batch_size: int, fp16: bool, backend: str,
+           ray_address: Optional[str], shard_frames: int, force: bool, quiet: bool) -> None:
     from jist_edge.bundle import load_bundle
+    from jist_edge.maps.build import build_map, rebuild_map
     from jist_edge.maps.store import refuse_overwrite
-    from jist_edge.maps.build import encode_route, rebuild_map, write_route_map
 
-    bundle = load_bundle(model_path(model, workspace_path))
+    bundle = load_bundle(model)
     start = time.time()
-    if option == "--from-map":
-        place_map = rebuild_map(bundle, route_path, output, seq_len=seq_len, fp16=fp16, M=M,
-                                ef_construction=ef_construction, force=force)
+    if drives is None:
+        place_map = rebuild_map(bundle, from_map, output, seq_len=seq_len, fp16=fp16, force=force, **index)
         encoded, rate = 0, 0.0
     else:
-        output = refuse_overwrite(output, force)
+        output = refuse_overwrite(output, force)  # before a cluster is joined or a model loaded
         progress = FrameProgress("encoding", enabled=not quiet)
-        encoder = create_encoder(bundle, backend)
+        encoder = _open_encoder(bundle, backend, ray_address, batch_size, shard_frames)
         try:
-            route = encode_route(bundle, route_path, stride=stride, positions=positions, batch_size=batch_size,
-                                 encoder=encoder, progress=progress)
+            place_map = build_map(bundle, drives, output, seq_len=seq_len, stride=stride, batch_size=batch_size,
+                                  fp16=fp16, encoder=encoder, progress=progress, force=force, **index)
         finally:
             progress.close()
             encoder.close()
-        _warn_route(route, positions)
-        place_map = write_route_map(bundle, route, output, int(seq_len or bundle.seq_len), fp16, M,
-                                    ef_construction, force=force)
-        encoded, rate = encoder.frames, encoder.frames / max(route.seconds, 1e-9)
+        for stats in place_map.build_stats:
+            _warn_route(stats, len(place_map.build_stats) > 1)
+        seconds = sum(s["encode_seconds"] for s in place_map.build_stats)
+        encoded, rate = encoder.frames, encoder.frames / max(seconds, 1e-9)
+    _print_built(place_map, encoded, rate, time.time() - start)
+
+
+def _drives(images: Optional[str], video: Optional[str], routes: Sequence[str], from_map: Optional[str],
+            positions: Sequence[str]) -> Optional[List[Any]]:
+    """The drives the options name (None for --from-map); every path checked before any work."""
+    from jist_edge.maps.drives import Drive
+
+    given = [(n, v) for n, v in (("--images", images), ("--video", video), ("--from-map", from_map)) if v is not None]
+    if len(given) + (1 if routes else 0) != 1:
+        raise click.UsageError("give exactly one of --images, --video, --route (repeatable), --from-map")
+    if from_map is not None:
+        if positions:
+            raise click.UsageError("--positions does not apply to --from-map (its frames are fixed)")
+        check_route_path("--from-map", from_map)
+        return None
+    if not routes:
+        option, path = given[0]
+        check_route_path(option, path)
+        if len(positions) > 1:
+            raise click.UsageError("one route takes one --positions; use --route for several drives")
+        return [Drive(path, positions[0] if positions else None)]
+    if positions and len(positions) != len(routes):
+        raise click.UsageError("{} --route but {} --positions: give one per route (or '-'), or none".format(
+            len(routes), len(positions)))
+    for path in routes:
+        check_route_path("--route", path)
+    return [Drive(path, None if not positions or positions[i] == "-" else positions[i]) for i, path in enumerate(routes)]
+
+
+def _open_encoder(bundle: Any, backend: str, ray_address: Optional[str], batch_size: int, shard_frames: int) -> Any:
+    """A local encoder backend, or a pool of Ray workers running ONNX Runtime."""
+    if ray_address is None:
+        from jist_edge.backends import create_encoder
+
+        return create_encoder(bundle, backend)
+    if backend not in ("auto", "onnxruntime"):
+        raise click.UsageError("--ray workers encode with ONNX Runtime; --backend {} does not apply".format(backend))
+    from jist_edge.maps.cluster import RayEncoderPool
+
+    return RayEncoderPool(bundle, ray_address, batch_size=batch_size, shard_frames=shard_frames)
+
+
+def _print_built(place_map: Any, encoded: int, rate: float, seconds: float) -> None:
     info = place_map.summary()
     click.echo("map written: {}".format(place_map.path))
     echo_table(["", "value"], [
+        ["drives", len(info["drives"])],
         ["frames encoded", encoded],
         ["frames/s", "{:.1f}".format(rate)],
         ["frames skipped", info["skipped_frames"]],
         ["frames with position", "{}/{}".format(info["positioned_frames"], info["frames"])],
         ["sequences (L={})".format(place_map.seq_len), place_map.count],
+        ["index", _index_text(info)],
         ["index size", _size(os.path.getsize(place_map.index_path))],
         ["map size", _size(info["bytes"])],
-        ["time", "{:.1f} s".format(time.time() - start)],
+        ["time", "{:.1f} s".format(seconds)],
     ])
 
 
-def _warn_route(route: Any, positions: Optional[str]) -> None:
-    if route.skipped:
-        warn("{} frames of {} could not be read or used and were skipped".format(
-            route.skipped, route.source_info.get("path")))
-    if route.source_info.get("ignored_files"):
-        warn("{} files in {} are not images and were ignored".format(
-            route.source_info["ignored_files"], route.source_info.get("path")))
-    if route.missing_positions == len(route.frames):
-        warn("no frame has a position ({}); matches will carry frame indices only".format(
-            "not in " + positions if positions else "names carry no @easting@northing@"))
-    elif route.missing_positions:
-        warn("{} of {} frames have no position{}".format(
-            route.missing_positions, len(route.frames), " in " + positions if positions else ""))
+def _index_text(summary: Dict[str, Any]) -> str:
+    idx = summary["index"]
+    text = "hnswlib {} M={} ef_construction={} seed={}".format(summary["space"], idx["M"], idx["ef_construction"],
+                                                               idx["random_seed"])
+    if summary["index_kind"] == "hnsw-pca":
+        return "hnsw-pca: PCA {}-D graph, exact re-rank of {} ({})".format(idx["reduced_dim"], idx["rerank"], text)
+    return text
+
+
+def _warn_route(stats: Dict[str, Any], name_it: bool) -> None:
+    """Warnings from one drive's build statistics (maps.build.EncodedRoute.stats)."""
+    where = " of {}".format(stats["path"]) if name_it else ""
+    positions = stats.get("positions")
+    if stats["skipped"]:
+        warn("{} frames of {} could not be read or used and were skipped".format(stats["skipped"], stats["path"]))
+    if stats["ignored_files"]:
+        warn("{} files in {} are not images and were ignored".format(stats["ignored_files"], stats["path"]))
+    if stats["missing_positions"] == stats["frames"]:
+        warn("no frame{} has a position ({}); matches will carry frame indices only".format(
+            where, "not in " + positions if positions else "names carry no @easting@northing@"))
+    elif stats["missing_positions"]:
+        warn("{} of {} frames{} have no position{}".format(
+            stats["missing_positions"], stats["frames"], where, " in " + positions if positions else ""))
 
 
 def _size(n: int) -> str:
@@ -139,13 +214,12 @@ def info(map_dir, as_json, workspace_path):
     if as_json:
         echo_json({"summary": summary, "manifest": place_map.manifest})
         return
-    idx = summary["index"]
     src = summary.get("source") or {}
     echo_table(["", "value"], [
         ["map", summary["path"]],
         ["bundle", "{}{}".format(summary["bundle_id"], " (random weights)" if summary["random_init"] else "")],
         ["bundle path", summary["bundle_path"]],
-        ["source", "{} {}".format(src.get("kind", "?"), src.get("path") or "")],
+        ["source", "{} {}".format(src.get("kind", "?"), src.get("path") or src.get("drives") or "")],
         ["frames", summary["frames"]],
         ["frames skipped", summary["skipped_frames"]],
         ["frames with position", summary["positioned_frames"]],
@@ -153,9 +227,39 @@ def info(map_dir, as_json, workspace_path):
         ["sequences", summary["sequences"]],
         ["sequence length L", summary["seq_len"]],
         ["descriptor", "{}-D {}".format(summary["dim"], summary["sequence_dtype"])],
-        ["index", "hnswlib {} M={} ef_construction={} seed={}".format(
-            summary["space"], idx["M"], idx["ef_construction"], idx["random_seed"])],
+        ["index", _index_text(summary)],
+        ["drives", len(summary["drives"])],
         ["size", _size(summary["bytes"])],
         ["created", summary["created"]],
         ["checksums", "verified"],
     ])
+    click.echo("")
+    bounds = place_map.drive_bounds
+    echo_table(["drive", "source", "frames", "skipped", "sequence ids", "positions"], [
+        [n, "{} {}".format(d["kind"] or "?", d["path"] or ""), d["frames"], d["skipped_frames"],
+         "{}..{}".format(int(bounds[n]), int(bounds[n + 1]) - 1), d["positions"]]
+        for n, d in enumerate(summary["drives"])])
+
+
+@command.command("merge")
+@click.argument("maps", nargs=-1, required=True, type=click.Path())
+@click.option("--output", type=click.Path(file_okay=False), required=True, help="The merged map folder.")
+@click.option("--index", "index_kind", default=AUTO, show_default=True, type=click.Choice((AUTO,) + KINDS),
+              help="Index kind of the merged map (auto: hnsw-pca above {:,} places).".format(AUTO_PCA_PLACES))
+@click.option("--fp16/--no-fp16", default=None, help="Store float16 sequence descriptors [default: when every input does].")
+@click.option("--force", is_flag=True, help="Replace an existing map folder.")
+def merge(maps, output, index_kind, fp16, force):
+    """Merge maps of the same model into one map of all their drives (no re-encoding).
+
+    \b
+    The drives keep their order (MAPS in the order given); sequences never straddle two
+    drives; the index is rebuilt over every place with the first map's hnswlib settings.
+      jist-edge map merge maps/day maps/night --output maps/day+night
+    """
+    from jist_edge.locks import output_lock
+    from jist_edge.maps.merge import merge_maps
+
+    start = time.time()
+    with output_lock(output, "map output"), keeps_previous("map merge", output, "map"):
+        place_map = merge_maps(list(maps), output, fp16=fp16, index_kind=index_kind, force=force)
+    _print_built(place_map, 0, 0.0, time.time() - start)

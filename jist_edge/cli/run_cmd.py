@@ -8,6 +8,7 @@ import click
 
 from jist_edge import workspace
 from jist_edge.cli.common import check_route_path, echo_table, model_path, workspace_option
+from jist_edge.cli.serve_option import RUN_HELP, open_view, serve_option
 from jist_edge.errors import JistEdgeError
 
 
@@ -68,9 +69,11 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @click.option("--no-filter", "no_filter", is_flag=True,
               help="Raw matches only: no route filter and no \"estimate\" in the JSON lines.")
 @click.option("--quiet", is_flag=True, help="No status line and no summary.")
+@serve_option(RUN_HELP)
 @workspace_option
 def command(model, map_dir, camera, video, images, top_k, output, display, max_frames, backend, precision, no_build,
-            ef, exact, realtime, max_retries, width, height, fps, flip, full_frame, no_filter, quiet, workspace_path):
+            ef, exact, realtime, max_retries, width, height, fps, flip, full_frame, no_filter, quiet, serve,
+            workspace_path):
     """Localize every frame of a camera, stream, video or image folder against a map.
 
     One JSON line per frame (match, position, per-stage latency, drops) goes to
@@ -96,10 +99,11 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
         if loc.tracker is not None and not loc.tracker.filter.has_positions:
             log("route filter: the map has no positions; estimates are place indices without a position")
     stats = RunStats()
-    sinks = None
+    sinks = view = None
     failed = None  # type: Optional[OutputFailed]
     try:
-        sinks = Sinks(output, json_to_stdout, display, quiet, log)
+        view = open_view(serve, log, loc.place_map, dict(info, source=uri, random_init=loc.bundle.random_init))
+        sinks = Sinks(output, json_to_stdout, display, quiet, log, view)
         source_opts = dict(max_retries=max_retries, width=width, height=height, fps=fps, flip=flip)
         if full_frame:
             source_opts["scale_to"] = None
@@ -115,6 +119,8 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     finally:
         if sinks is not None:
             failed = sinks.close() or failed
+        if view is not None:
+            view.close()
         loc.close()
     stats.skipped = loc.frames_skipped  # includes frames skipped after the last result
     if stats.frames == 0:
@@ -143,16 +149,18 @@ class OutputFailed(JistEdgeError):
 
 
 class Sinks(object):
-    """Where each result goes in `run`: JSON lines (file or stdout), the status line, the window.
+    """Where each result goes in `run`: JSON lines (file or stdout), the status line, the window, the web view.
 
     An --output file is checked before the run but opened (and emptied) only when the first
     result exists: a run that fails before that leaves an existing file byte-identical, and
     the file is written line by line, so `tail -f` follows it live."""
 
-    def __init__(self, output: Optional[str], json_to_stdout: bool, display: bool, quiet: bool, log) -> None:
+    def __init__(self, output: Optional[str], json_to_stdout: bool, display: bool, quiet: bool, log,
+                 web: Any = None) -> None:
         from jist_edge.outputs import check_writable
         from jist_edge.stream.sinks import Display, JsonlSink, StatusLine, display_problem
 
+        self.web = web  # the --serve live view (closed by the command)
         self.viewer = None  # type: Any
         if display:
             problem = display_problem()
@@ -171,6 +179,8 @@ class Sinks(object):
         self._write_json(result)
         if self.status:
             self.status(result)
+        if self.web is not None:
+            self.web(result, image)
         if self.viewer is not None:
             self.viewer(result, image)
             return not self.viewer.stopped

@@ -1,7 +1,10 @@
-"""Route -> map: encode every frame once, pool sliding windows with SeqGeM, index them.
+"""Routes -> map: encode every frame once, pool sliding windows with SeqGeM, index them.
 
+A map may hold several drives (day and night, both directions): each is encoded on its
+own, its windows never straddle another drive, and they are written as one map.
 The per-frame descriptors are kept in the map, so a map with another sequence length
-(``rebuild_map``) costs only SeqGeM and an index build, never a second encoder pass.
+(``rebuild_map``) or several maps merged (``maps.merge``) cost only SeqGeM and an index
+build, never a second encoder pass.
 """
 import os
 import time
@@ -11,10 +14,14 @@ import numpy as np
 
 from jist_edge.errors import BadFrame, JistEdgeError
 from jist_edge.locks import output_lock
+from jist_edge.maps import drives as drive_layout
+from jist_edge.maps.drives import Drive, as_drives  # noqa: F401  (Drive: for build_map callers)
+from jist_edge.maps.index import AUTO, DEFAULT_RERANK, DEFAULT_REDUCED_DIM, HNSW, IndexSpec
 from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED, FrameTable, PlaceMap, load_map, refuse_overwrite, write_map
-from jist_edge.maps.positions import frame_position, read_positions_csv
-from jist_edge.pipeline.preprocess import Preprocessor, check_frame
+from jist_edge.maps.positions import frame_position, read_positions_frame
+from jist_edge.pipeline.preprocess import Preprocessor
 from jist_edge.pipeline.seqgem import sliding_windows
+from jist_edge.stream.frame import to_bgr
 
 Progress = Optional[Callable[[int], None]]
 
@@ -23,7 +30,7 @@ def encode_frames(encoder: Any, preprocessor: Preprocessor, frames: Iterable[np.
                   progress: Progress = None) -> np.ndarray:
     """BGR frames -> (N, D) float32; ``encoder.encode`` sees each frame exactly once, in batches."""
     if batch_size < 1:
-        raise JistEdgeError("--batch-size must be at least 1, got {}".format(batch_size))
+        raise JistEdgeError("batch_size must be at least 1, got {}".format(batch_size))
     chunks = []  # type: List[np.ndarray]
     batch = []  # type: List[np.ndarray]
 
@@ -51,13 +58,25 @@ class EncodedRoute(object):
     """One pass along a route: a descriptor and a table row per usable frame."""
 
     def __init__(self, frame_descriptors: np.ndarray, frames: FrameTable, skipped: int, missing_positions: int,
-                 source_info: Dict[str, Any], seconds: float) -> None:
+                 source_info: Dict[str, Any], seconds: float, position_frame: Optional[Dict[str, Any]] = None) -> None:
         self.frame_descriptors = frame_descriptors
         self.frames = frames
         self.skipped = skipped
         self.missing_positions = missing_positions
         self.source_info = source_info  # what the route was read from: kind, path, counts (JSON-ready)
         self.seconds = seconds
+        # the frame its positions are in: {"frame": "metric"}, {"frame": "latlon", "origin": [lat, lon]}, "none"
+        self.position_frame = dict(position_frame or {"frame": drive_layout.METRIC})
+        if not np.isfinite(frames.positions).all(axis=1).any():
+            self.position_frame = {"frame": drive_layout.NONE}
+
+    def stats(self) -> Dict[str, Any]:
+        """What a person wants to know after encoding it (JSON-ready)."""
+        return {"path": self.source_info.get("path"), "kind": self.source_info.get("kind"),
+                "frames": len(self.frames), "skipped": int(self.skipped),
+                "ignored_files": int(self.source_info.get("ignored_files", 0) or 0),
+                "missing_positions": int(self.missing_positions), "encode_seconds": float(self.seconds),
+                "positions": self.source_info.get("positions")}
 
     def sequences(self, seq_len: int, p: float, eps: float) -> np.ndarray:
         check_length(len(self.frames), seq_len, self.source_info.get("path"))
@@ -69,10 +88,12 @@ class _RouteReader(object):
 
     def __init__(self, source_or_frames: Any, stride: int, positions: Any) -> None:
         if stride < 1:
-            raise JistEdgeError("--stride must be at least 1, got {}".format(stride))
+            raise JistEdgeError("stride must be at least 1, got {}".format(stride))
         self.source, self.stride, self.info = _open(source_or_frames, int(stride))
         self.info["stride"] = int(stride)
-        self.table = _position_table(positions)
+        if hasattr(positions, "__fspath__"):
+            positions = os.fspath(positions)
+        self.table, self.position_frame = _position_table(positions)
         if isinstance(positions, str):
             self.info["positions"] = os.path.abspath(positions)
         self.indices = []  # type: List[int]
@@ -82,13 +103,15 @@ class _RouteReader(object):
         self.bad = 0
         self.missing_positions = 0
 
-    def images(self) -> Iterator[np.ndarray]:
+    def images(self, pre: Preprocessor) -> Iterator[np.ndarray]:
+        """Usable frames at the model's size (resized here, so a frame OpenCV cannot resize
+        is skipped and counted instead of failing its whole batch)."""
         for n, frame in enumerate(self.source):
             index, image, name, stamp = _unpack(frame, n)
             if n % self.stride:
                 continue
             try:
-                check_frame(image)
+                image = pre.resize(to_bgr(image)[0])
             except BadFrame:
                 self.bad += 1
                 continue
@@ -132,8 +155,13 @@ class _RouteReader(object):
         return FrameTable(self.indices, self.names, self.timestamps, positions)
 
 
+ROUTE_KINDS = "a video file or image folder (str or path), or an iterable of BGR numpy arrays or Frames"
+
+
 def _open(source_or_frames: Any, stride: int):
-    """A path opens through jist_edge.stream.sources (which applies the stride); anything else is iterated."""
+    """A path opens through jist_edge.stream.sources (which applies the stride); an iterable is iterated."""
+    if hasattr(source_or_frames, "__fspath__"):
+        source_or_frames = os.fspath(source_or_frames)
     if isinstance(source_or_frames, str):
         path = source_or_frames
         if not os.path.exists(path):
@@ -142,32 +170,41 @@ def _open(source_or_frames: Any, stride: int):
 
         kind = "images" if os.path.isdir(path) else "video"
         return open_source(path, stride=stride), 1, {"kind": kind, "path": os.path.abspath(path)}
+    if isinstance(source_or_frames, np.ndarray) and source_or_frames.ndim != 4:
+        raise JistEdgeError("a route given as one array must be N x H x W x 3, not {}-D".format(source_or_frames.ndim))
+    if isinstance(source_or_frames, (bytes, dict)) or not hasattr(source_or_frames, "__iter__"):
+        raise JistEdgeError("cannot read a route from a {}: give {}".format(type(source_or_frames).__name__,
+                                                                         ROUTE_KINDS))
     return source_or_frames, stride, {"kind": "frames", "path": None}
 
 
 def _unpack(frame: Any, n: int):
-    """A Frame (index, image, name, timestamp) or a bare BGR array."""
-    if isinstance(frame, np.ndarray):
+    """A Frame (index, image, name, timestamp), a bare BGR array, or None (a frame that is missing)."""
+    if frame is None or isinstance(frame, np.ndarray):
         return n, frame, "frame{:06d}".format(n), None
+    if not hasattr(frame, "image"):
+        raise JistEdgeError("frame {} of the route is a {}; expected a BGR numpy array or a Frame".format(
+            n, type(frame).__name__))
     index = int(getattr(frame, "index", n))
     name = getattr(frame, "name", None) or "frame{:06d}".format(index)
     stamp = getattr(frame, "timestamp", None)
     return index, frame.image, str(name), None if stamp is None else float(stamp)
 
 
-def _position_table(positions: Any) -> Optional[Dict[Any, Any]]:
+def _position_table(positions: Any):
+    """(frame key -> position table or None for file names, the frame the positions are in)."""
     if positions is None:
-        return None
+        return None, {"frame": drive_layout.METRIC}
     if isinstance(positions, dict):
-        return positions
+        return positions, {"frame": drive_layout.METRIC}
     if isinstance(positions, str):
-        return read_positions_csv(positions)
+        return read_positions_frame(positions)
     raise JistEdgeError("positions must be a CSV path or a dict, got {}".format(type(positions).__name__))
 
 
 def check_length(frames: int, seq_len: int, where: Any) -> None:
     if seq_len < 1:
-        raise JistEdgeError("--seq-len must be at least 1, got {}".format(seq_len))
+        raise JistEdgeError("seq_len must be at least 1, got {}".format(seq_len))
     if frames == 0:
         raise JistEdgeError("route {} has no usable frames".format(where or "(frames)"))
     if frames < seq_len:
@@ -188,7 +225,12 @@ def encode_route(bundle: Any, source_or_frames: Any, stride: int = 1, positions:
         progress.set_total(reader.total())
     start = time.time()
     try:
-        desc = encode_frames(encoder, Preprocessor.for_bundle(bundle), reader.images(), batch_size, progress)
+        pre = Preprocessor.for_bundle(bundle)
+        encode_stream = getattr(encoder, "encode_stream", None)  # e.g. a pool of Ray workers (maps.cluster)
+        if callable(encode_stream):
+            desc = encode_stream(reader.images(pre), batch_size, progress)
+        else:
+            desc = encode_frames(encoder, pre, reader.images(pre), batch_size, progress)
     finally:
         reader.close()
         if own:
@@ -197,7 +239,8 @@ def encode_route(bundle: Any, source_or_frames: Any, stride: int = 1, positions:
     if len(frames) == 0:
         desc = np.zeros((0, int(bundle.dim)), dtype=np.float32)
     reader.info["ignored_files"] = reader.ignored
-    return EncodedRoute(desc, frames, reader.skipped, reader.missing_positions, reader.info, time.time() - start)
+    return EncodedRoute(desc, frames, reader.skipped, reader.missing_positions, reader.info, time.time() - start,
+                        reader.position_frame)
 
 
 def _resolve_bundle(bundle: Any) -> Any:
@@ -223,52 +266,120 @@ def build_map(
     encoder: Any = None,
     progress: Progress = None,
     force: bool = False,
+    index_kind: str = AUTO,
+    reduced_dim: int = DEFAULT_REDUCED_DIM,
+    rerank: int = DEFAULT_RERANK,
 ) -> PlaceMap:
-    """Encode the route, pool every window of L frames, write and verify the map folder.
+    """Encode the route(s), pool every window of L frames of each drive, write and verify the map folder.
 
-    ``positions``: None (from VPR file names), a CSV path, or a dict frame key ->
-    (easting, northing). An existing non-empty ``out_dir`` is replaced only with ``force``.
+    ``source_or_frames``: one route (video, image folder, frames) with ``positions`` (None: from VPR
+    file names, a CSV path, or a dict frame key -> (easting, northing)), or a list of
+    ``maps.drives.Drive(source, positions)``, one per drive. ``encoder``: a backend, or a pool with
+    ``encode_stream`` (``maps.cluster``). ``index_kind``: auto, hnsw or hnsw-pca (maps.index).
+    An existing non-empty ``out_dir`` is replaced only with ``force``. The returned map's
+    ``build_stats`` lists per drive what was encoded, skipped and unpositioned.
     """
     bundle = _resolve_bundle(bundle)
     seq_len = int(bundle.seq_len if seq_len is None else seq_len)
     if seq_len < 1:
-        raise JistEdgeError("--seq-len must be at least 1, got {}".format(seq_len))
+        raise JistEdgeError("seq_len must be at least 1, got {}".format(seq_len))
+    spec = IndexSpec(index_kind, M, ef_construction, seed, reduced_dim, rerank)
+    if index_kind != HNSW and spec.reduced_dim > int(bundle.dim):
+        raise JistEdgeError("reduced_dim {} exceeds the model's {}-D descriptors".format(spec.reduced_dim, bundle.dim))
+    drives = as_drives(source_or_frames, positions)
     with output_lock(out_dir, "map output"):  # one writer from the check to the swap
         refuse_overwrite(out_dir, force)  # before the expensive part
-        route = encode_route(bundle, source_or_frames, stride, positions, batch_size, encoder, progress)
-        return write_route_map(bundle, route, out_dir, seq_len, fp16, M, ef_construction, seed, force)
+        own = encoder is None
+        if own:
+            from jist_edge.backends import create_encoder
+
+            encoder = create_encoder(bundle)
+        try:
+            routes = [encode_route(bundle, d.source, stride, d.positions, batch_size, encoder, progress)
+                      for d in drives]
+        finally:
+            if own:
+                encoder.close()
+        place_map = write_drives_map(bundle, routes, out_dir, seq_len, fp16, spec, force)
+    place_map.build_stats = [r.stats() for r in routes]
+    return place_map
+
+
+def write_drives_map(bundle: Any, routes: List[EncodedRoute], out_dir: str, seq_len: int, fp16: bool = False,
+                     index: Optional[IndexSpec] = None, force: bool = False) -> PlaceMap:
+    """One map of several encoded drives, in order: their frames one after the other, windows within each."""
+    index = index or IndexSpec()
+    for route in routes:
+        check_length(len(route.frames), seq_len, route.source_info.get("path"))
+    names = ["{} ({})".format(n, r.source_info.get("path") or "frames") for n, r in enumerate(routes)]
+    target = drive_layout.common_frame([r.position_frame for r in routes], names)
+    tables, records, sequences = [], [], []
+    for route in routes:
+        positions = drive_layout.to_frame(route.frames.positions, route.position_frame, target)
+        tables.append(FrameTable(route.frames.indices, route.frames.names, route.frames.timestamps, positions))
+        sequences.append(route.sequences(seq_len, bundle.seqgem_p, bundle.seqgem_eps))
+        source = dict(route.source_info)
+        source["encode_seconds"] = round(route.seconds, 3)
+        frame = route.position_frame if route.position_frame.get("frame") == drive_layout.NONE else (target or route.position_frame)
+        records.append({"frames": len(route.frames), "source": source, "skipped_frames": int(route.skipped),
+                        "positions": dict(frame)})
+    frames = concat_tables(tables)
+    frame_descriptors = np.concatenate([np.asarray(r.frame_descriptors, dtype=np.float32) for r in routes], axis=0)
+    seqs = np.concatenate(sequences, axis=0)
+    return write_map(out_dir, bundle, frame_descriptors, frames, seq_len, seqs, fp16=fp16, force=force,
+                     drives=records, index=index.meta(seqs.shape[0]))
+
+
+def concat_tables(tables: List[FrameTable]) -> FrameTable:
+    """Frame tables one after the other (the drives' frames in map order)."""
+    return FrameTable([i for t in tables for i in t.indices], [n for t in tables for n in t.names],
+                      [s for t in tables for s in t.timestamps],
+                      np.concatenate([t.positions for t in tables], axis=0) if tables else np.zeros((0, 2)))
 
 
 def write_route_map(bundle: Any, route: EncodedRoute, out_dir: str, seq_len: int, fp16: bool = False,
-                    M: int = DEFAULT_M, ef_construction: int = DEFAULT_EF_CONSTRUCTION, seed: int = DEFAULT_SEED, force: bool = False) -> PlaceMap:
-    sequences = route.sequences(seq_len, bundle.seqgem_p, bundle.seqgem_eps)
-    source = dict(route.source_info)
-    source["encode_seconds"] = round(route.seconds, 3)
-    return write_map(out_dir, bundle, route.frame_descriptors, route.frames, seq_len, sequences, fp16=fp16, M=M,
-                     ef_construction=ef_construction, seed=seed, source=source, skipped_frames=route.skipped,
-                     force=force)
+                    M: int = DEFAULT_M, ef_construction: int = DEFAULT_EF_CONSTRUCTION, seed: int = DEFAULT_SEED,
+                    force: bool = False) -> PlaceMap:
+    """A one-drive map of an encoded route (hnsw index)."""
+    return write_drives_map(bundle, [route], out_dir, seq_len, fp16, IndexSpec(AUTO, M, ef_construction, seed), force)
+
+
+def routes_from_map(place_map: PlaceMap) -> List[EncodedRoute]:
+    """The encoded drives stored in a map (frame descriptors + frame tables), in map order."""
+    out = []
+    start = 0
+    descriptors = place_map.frame_descriptors
+    for drive in place_map.drives:
+        stop = start + int(drive["frames"])
+        table = place_map.frames.take(range(start, stop))
+        missing = int((~np.isfinite(table.positions).all(axis=1)).sum())
+        source = dict(drive.get("source") or {})
+        seconds = float(source.pop("encode_seconds", 0.0) or 0.0)
+        out.append(EncodedRoute(np.array(descriptors[start:stop], dtype=np.float32), table,
+                                int(drive.get("skipped_frames", 0)), missing, source, seconds,
+                                drive.get("positions")))
+        start = stop
+    return out
 
 
 def route_from_map(place_map: PlaceMap) -> EncodedRoute:
-    """The encoded route stored in a map (frame descriptors + frame table)."""
-    m = place_map.manifest
-    return EncodedRoute(np.asarray(place_map.frame_descriptors, dtype=np.float32), place_map.frames,
-                        int(m["counts"].get("skipped_frames", 0)),
-                        int(len(place_map.frames) - m["counts"].get("positioned_frames", 0)),
-                        dict(m.get("source") or {}), 0.0)
+    """The encoded route stored in a one-drive map (see routes_from_map for several drives)."""
+    routes = routes_from_map(place_map)
+    if len(routes) != 1:
+        raise JistEdgeError("map {} holds {} drives; use routes_from_map".format(place_map.path, len(routes)))
+    return routes[0]
 
 
 def rebuild_map(bundle: Any, old_map: Union[str, PlaceMap], out_dir: str, seq_len: Optional[int] = None,
                 fp16: bool = False, M: int = DEFAULT_M,
                 ef_construction: int = DEFAULT_EF_CONSTRUCTION, seed: int = DEFAULT_SEED,
-                force: bool = False) -> PlaceMap:
+                force: bool = False, index_kind: str = AUTO, reduced_dim: int = DEFAULT_REDUCED_DIM,
+                rerank: int = DEFAULT_RERANK) -> PlaceMap:
     """A new map from an old map's frame descriptors (another L or index settings), no encoding."""
     bundle = _resolve_bundle(bundle)
     if isinstance(old_map, str):
         old_map = load_map(old_map, bundle)
-    route = route_from_map(old_map)
     same = os.path.abspath(out_dir) == os.path.abspath(old_map.path)
-    if same:  # the old files are replaced while we read them: take them into memory first
-        route.frame_descriptors = np.array(route.frame_descriptors, dtype=np.float32)
-    return write_route_map(bundle, route, out_dir, int(seq_len or old_map.seq_len), fp16, M, ef_construction, seed,
-                           force or same)
+    routes = routes_from_map(old_map)  # copies: the old files may be replaced below while we hold them
+    return write_drives_map(bundle, routes, out_dir, int(seq_len or old_map.seq_len), fp16,
+                            IndexSpec(index_kind, M, ef_construction, seed, reduced_dim, rerank), force or same)

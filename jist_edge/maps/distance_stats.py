@@ -122,10 +122,10 @@ def _far_neighbours(db: np.ndarray, probes: np.ndarray, exclusion: Exclusion, wa
 
 
 def _search(db: np.ndarray, probes: np.ndarray, k: int, index: Any):
+    """``index``: the map's search (maps.index.HnswSearch or ReducedSearch), or None for exact search."""
     if index is not None:
-        index.set_ef(max(64, k))
         try:
-            labels, dists = index.knn_query(db[probes], k=k, num_threads=1)
+            labels, dists = index.knn(db[probes], k, ef=max(64, k))
             return labels.astype(np.int64), dists.astype(np.float64)
         except RuntimeError:  # a sparse graph (small M) cannot always return k: search exactly instead
             pass
@@ -184,7 +184,7 @@ def map_distance_stats(place_map: Any, threshold_m: float = DEFAULT_THRESHOLD_M)
     if stats is None:
         stats = compute_distance_stats(place_map.descriptors, place_map.drive_bounds, place_map.seq_len,
                                        place_map.frames.positions, place_map.sequence_frames,
-                                       place_map.hnsw_index() if place_map.count > 2000 else None,
+                                       place_map.search_index() if place_map.count > 2000 else None,
                                        threshold_m=threshold_m)
         stats["computed_on_load"] = True
     place_map._distance_stats = stats

@@ -16,7 +16,7 @@ import numpy as np
 from jist_edge.errors import JistEdgeError
 from jist_edge.maps.store import DEFAULT_SEED, PlaceMap, is_map_dir, load_map, window_rows
 from jist_edge.pipeline.matcher import Matcher
-from jist_edge.maps.build import EncodedRoute, encode_route, route_from_map, write_route_map
+from jist_edge.maps.build import EncodedRoute, encode_route, routes_from_map, write_drives_map, write_route_map
 
 DEFAULT_THRESHOLD = 25.0
 DEFAULT_RECALLS = (1, 5, 10)
@@ -132,7 +132,10 @@ def _database_map(bundle: Any, database: Any, seq_len: int, workdir: str, **enco
         place_map = load_map(database, bundle)
         if place_map.seq_len == seq_len:
             return place_map
-        route = route_from_map(place_map)
+        routes = routes_from_map(place_map)  # each drive keeps its own windows
+        for route in routes:
+            _check_positions(route, "database drive")
+        return write_drives_map(bundle, routes, os.path.join(workdir, "map"), seq_len)
     elif isinstance(database, EncodedRoute):
         route = database
     else:
@@ -165,9 +168,9 @@ def evaluate(
     """
     recalls = sorted(set(int(n) for n in recalls))
     if not recalls or recalls[0] < 1:
-        raise JistEdgeError("--recall values must be positive integers")
+        raise JistEdgeError("recalls must be positive integers, got {}".format(recalls))
     if threshold <= 0:
-        raise JistEdgeError("--threshold must be positive, got {}".format(threshold))
+        raise JistEdgeError("threshold must be positive (metres), got {}".format(threshold))
     for method in methods:
         if method not in METHODS:
             raise JistEdgeError("unknown search method {!r}; choose from {}".format(method, ", ".join(METHODS)))
@@ -216,6 +219,7 @@ def _score(bundle: Any, place_map: PlaceMap, q_route: EncodedRoute, seq_len: int
         "results": {},
         "timing": {},
     }  # type: Dict[str, Any]
+    report["database"]["drives"] = place_map.summary()["drives"]  # several drives: each with its own sequence ids
     missing = np.nonzero(~valid)[0]
     report["queries"].update({
         "evaluated": int(valid.sum()),

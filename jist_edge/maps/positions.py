@@ -9,7 +9,7 @@ import csv
 import math
 import os
 import re
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -135,7 +135,13 @@ def _header_columns(header: List[str], path: str) -> Tuple[int, int, int, bool]:
 
 
 def read_positions_csv(path: str) -> Dict[FrameKey, Position]:
-    """Frame key -> (easting, northing) in metres from a CSV.
+    """Frame key -> (easting, northing) in metres from a CSV (see read_positions_frame)."""
+    return read_positions_frame(path)[0]
+
+
+def read_positions_frame(path: str) -> Tuple[Dict[FrameKey, Position], Dict[str, Any]]:
+    """Frame key -> (easting, northing) in metres from a CSV, and the frame they are in:
+    ``{"frame": "metric"}`` or ``{"frame": "latlon", "origin": [lat0, lon0]}``.
 
     Header ``frame,easting,northing`` (UTM or any metric frame) or ``frame,lat,lon``
     (degrees, WGS84). Lat/lon become local metres around the first row: east and north
@@ -145,7 +151,8 @@ def read_positions_csv(path: str) -> Dict[FrameKey, Position]:
     Column order is free and extra columns are ignored.
     """
     try:
-        handle = open(path, "r", newline="", encoding="utf-8")
+        # utf-8-sig: Excel writes CSV with a byte-order mark, which would otherwise stick to "frame"
+        handle = open(path, "r", newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise JistEdgeError("positions CSV {} cannot be read: {}".format(path, exc.strerror or exc))
     result = {}  # type: Dict[FrameKey, Position]
@@ -182,8 +189,8 @@ def read_positions_csv(path: str) -> Dict[FrameKey, Position]:
                             "positions CSV {} line {}: lat {} / lon {} out of range".format(path, line, a, b)
                         )
                     if origin is None:
-                        origin = _latlon_origin(a, b)
-                    a, b = _latlon_to_local(a, b, origin)
+                        origin = latlon_origin(a, b)
+                    a, b = latlon_to_local(a, b, origin)
                 if key in result:
                     raise JistEdgeError("positions CSV {} line {}: frame {!r} appears twice".format(path, line, key))
                 result[key] = (a, b)
@@ -193,10 +200,12 @@ def read_positions_csv(path: str) -> Dict[FrameKey, Position]:
             raise JistEdgeError("positions CSV {} is not UTF-8 text".format(path))
     if not result:
         raise JistEdgeError("positions CSV {} holds a header but no positions".format(path))
-    return result
+    if origin is None:
+        return result, {"frame": "metric"}
+    return result, {"frame": "latlon", "origin": [origin[0], origin[1]]}
 
 
-def _latlon_origin(lat0: float, lon0: float) -> Tuple[float, float, float, float]:
+def latlon_origin(lat0: float, lon0: float) -> Tuple[float, float, float, float]:
     phi = math.radians(lat0)
     w = math.sqrt(1.0 - WGS84_E2 * math.sin(phi) ** 2)
     meridian = WGS84_A * (1.0 - WGS84_E2) / w ** 3  # north-south radius of curvature
@@ -204,7 +213,7 @@ def _latlon_origin(lat0: float, lon0: float) -> Tuple[float, float, float, float
     return lat0, lon0, meridian, normal * math.cos(phi)
 
 
-def _latlon_to_local(lat: float, lon: float, origin: Tuple[float, float, float, float]) -> Position:
+def latlon_to_local(lat: float, lon: float, origin: Tuple[float, float, float, float]) -> Position:
     lat0, lon0, meridian, parallel = origin
     dlon = (lon - lon0 + 180.0) % 360.0 - 180.0
     return math.radians(dlon) * parallel, math.radians(lat - lat0) * meridian

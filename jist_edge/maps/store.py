@@ -7,19 +7,23 @@ only then lets numpy or hnswlib open anything.
 
 Layout of a map folder::
 
-    manifest.json            counts, dim, L, space, index params, bundle identity, checksums
+    manifest.json            counts, dim, L, space, index kind + params, drives, bundle identity, checksums
     index.hnsw               hnswlib index (space l2 = squared L2), labels = sequence ids
+    projection.npy           hnsw-pca maps only: float32 PCA mean + axes the index searches in (maps/index.py)
     sequences.npy            (S, D) float32 (or float16 with --fp16) sequence descriptors
     frame_descriptors.npy    (F, D) float32, one per encoded frame (rebuilds with another L)
     frame_positions.npy      (F, 2) float64 easting/northing in metres, NaN when unknown
     frame_info.json          per frame: source index, source name, timestamp
     sequence_frames.npy      (S, L) int64 rows into the frame table
     sequence_positions.npy   (S, 2) float64 centre position of each sequence, NaN when unknown
+
+Several drives (maps/drives.py) are stored one after the other; sequences are the windows
+inside each drive, so ``sequence_frames`` must equal the drives' windows (checked on load).
 """
 import datetime
 import os
 import platform
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -28,30 +32,32 @@ from jist_edge.errors import IntegrityError, JistEdgeError
 from jist_edge.fileio import (check_manifest_digest, file_record, kept_note, manifest_digest, read_json,
                               staged_directory, verify_files, write_json_atomic, write_staged)
 from jist_edge.locks import output_lock
+from jist_edge.maps.index_check import check_hnsw_index
+from jist_edge.maps import drives as drive_layout
+from jist_edge.maps import index as index_kinds
 from jist_edge.outputs import claim_folder, manifest_kind
 from jist_edge.write_errors import check_complete
 
 FORMAT = "jist-edge-map"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: several drives and/or an index kind other than hnsw (an older reader refuses these)
 SPACE = "l2"
 MANIFEST_FILE = "manifest.json"
 INDEX_FILE = "index.hnsw"
+STATS_FILE = "distance_stats.json"  # jist_edge.maps.distance_stats; listed (and checked) when present
 SEQUENCES_FILE = "sequences.npy"
 FRAME_DESCRIPTORS_FILE = "frame_descriptors.npy"
 FRAME_POSITIONS_FILE = "frame_positions.npy"
 FRAME_INFO_FILE = "frame_info.json"
 SEQUENCE_FRAMES_FILE = "sequence_frames.npy"
 SEQUENCE_POSITIONS_FILE = "sequence_positions.npy"
-STATS_FILE = "distance_stats.json"  # jist_edge.maps.distance_stats; listed (and checked) when present
 DATA_FILES = (
     INDEX_FILE, SEQUENCES_FILE, FRAME_DESCRIPTORS_FILE, FRAME_POSITIONS_FILE,
     FRAME_INFO_FILE, SEQUENCE_FRAMES_FILE, SEQUENCE_POSITIONS_FILE,
 )
-DEFAULT_SEED = 100
-# hnswlib build parameters: graph degree and build-time ef (the paper's faiss search is exact; these
-# keep top-1 agreement with exact search at 0.99+ with the matcher's default ef).
-DEFAULT_M = 16
-DEFAULT_EF_CONSTRUCTION = 200
+# hnswlib build parameters (defined in maps/index.py): DEFAULT_M, DEFAULT_EF_CONSTRUCTION, DEFAULT_SEED
+DEFAULT_M = index_kinds.DEFAULT_M
+DEFAULT_EF_CONSTRUCTION = index_kinds.DEFAULT_EF_CONSTRUCTION
+DEFAULT_SEED = index_kinds.DEFAULT_SEED
 
 _SCHEMA = {
     "format": str,
@@ -106,8 +112,7 @@ class FrameTable(object):
 
 def window_rows(frame_count: int, seq_len: int) -> np.ndarray:
     """(S, L) frame rows of every window of L consecutive frames, one per start frame."""
-    starts = np.arange(frame_count - seq_len + 1, dtype=np.int64)
-    return starts[:, None] + np.arange(seq_len, dtype=np.int64)[None, :]
+    return drive_layout.window_rows([frame_count], seq_len)
 
 
 def centre_positions(frame_positions: np.ndarray, seq_frames: np.ndarray) -> np.ndarray:
@@ -141,7 +146,11 @@ class PlaceMap(object):
         self.sequence_positions = sequence_positions
         # (F, D) float32, memory-mapped: only rebuilds (another L) and checks read it
         self.frame_descriptors = frame_descriptors
+        self.index_kind = index_kinds.kind_of(manifest["index"])
+        self._drive_bounds = drive_layout.bounds(drive_layout.manifest_frame_counts(manifest), self.seq_len)
+        self.build_stats = None  # type: Any  # per-drive route statistics when this map was just built
         self._index = None  # type: Any
+        self._search = None  # type: Any
 
     @property
     def index_path(self) -> str:
@@ -150,8 +159,21 @@ class PlaceMap(object):
     @property
     def drive_bounds(self) -> np.ndarray:
         """Sequence-id offsets of the drives in this map, CSR style: drive d holds the ids
-        ``drive_bounds[d] .. drive_bounds[d+1]-1`` in driving order. One drive today."""
-        return np.array([0, self.count], dtype=np.int64)
+        ``drive_bounds[d] .. drive_bounds[d+1]-1`` in driving order (from the manifest's drives)."""
+        return self._drive_bounds.copy()
+
+    @property
+    def drives(self) -> List[Dict[str, Any]]:
+        """Per drive: frames, sequences, source, skipped frames, position frame (manifest order)."""
+        return drive_layout.drive_records(self.manifest)
+
+    def drive_of(self, seq_ids: Any) -> np.ndarray:
+        """The drive each sequence id belongs to; -1 for ids outside the map."""
+        ids = np.asarray(seq_ids, dtype=np.int64)
+        out = np.full(ids.shape, -1, dtype=np.int64)
+        valid = (ids >= 0) & (ids < self.count)
+        out[valid] = drive_layout.drive_of(self._drive_bounds, ids[valid])
+        return out
 
     def positions_of(self, seq_ids: Any) -> np.ndarray:
         """Centre position (easting, northing) of each sequence id; NaN when unknown or id < 0."""
@@ -181,8 +203,32 @@ class PlaceMap(object):
     def hnsw_index(self) -> Any:
         """The hnswlib index, opened once; its files were verified by ``load_map``."""
         if self._index is None:
-            self._index = open_hnsw(self.index_path, self.dim, self.count, self.descriptors)
+            if self.index_kind == index_kinds.HNSW_PCA:
+                self._index = open_hnsw(self.index_path, int(self.manifest["index"]["reduced_dim"]), self.count,
+                                        checked=True)
+                index_kinds.check_reduced_index(self._index, self.projection(), self.descriptors, self.index_path)
+            else:
+                self._index = open_hnsw(self.index_path, self.dim, self.count, self.descriptors, checked=True)
         return self._index
+
+    def projection(self) -> np.ndarray:
+        """(reduced_dim + 1, D) float32 PCA mean and axes of an hnsw-pca map (verified by ``load_map``)."""
+        path = os.path.join(self.path, index_kinds.PROJECTION_FILE)
+        projection = _load_npy(self.path, index_kinds.PROJECTION_FILE,
+                               (int(self.manifest["index"]["reduced_dim"]) + 1, self.dim), ("float32",))
+        index_kinds.check_projection(projection, self.dim, int(self.manifest["index"]["reduced_dim"]), path)
+        return projection
+
+    def search_index(self) -> Any:
+        """What the matcher queries: hnswlib, or hnswlib over PCA + exact re-ranking (index kind)."""
+        if self._search is None:
+            if self.index_kind == index_kinds.HNSW_PCA:
+                rows = index_kinds.RowReader(os.path.join(self.path, SEQUENCES_FILE))  # verified by load_map
+                self._search = index_kinds.ReducedSearch(self.hnsw_index(), self.projection(), rows,
+                                                         int(self.manifest["index"]["rerank"]))
+            else:
+                self._search = index_kinds.HnswSearch(self.hnsw_index())
+        return self._search
 
     def summary(self) -> Dict[str, Any]:
         m = self.manifest
@@ -205,6 +251,8 @@ class PlaceMap(object):
             "positioned_frames": positioned,
             "extent_m": extent,
             "index": m["index"],
+            "index_kind": self.index_kind,
+            "drives": [_drive_summary(d, self.seq_len) for d in self.drives],
             "sequence_dtype": m["storage"].get("sequence_dtype"),
             "bytes": sum(int(f["bytes"]) for f in m["files"].values()),
             "source": m.get("source"),
@@ -213,9 +261,23 @@ class PlaceMap(object):
         }
 
 
-def open_hnsw(path: str, dim: int, count: int, descriptors: Optional[np.ndarray] = None) -> Any:
-    """Load a (verified) index and check that it holds what the manifest says."""
+def _drive_summary(drive: Dict[str, Any], seq_len: int) -> Dict[str, Any]:
+    source = drive.get("source") or {}
+    return {"frames": int(drive["frames"]), "sequences": int(drive["frames"]) - seq_len + 1,
+            "kind": source.get("kind"), "path": source.get("path"),
+            "skipped_frames": int(drive.get("skipped_frames", 0)),
+            "positions": drive_layout.describe_frame(drive.get("positions") or {"frame": drive_layout.METRIC})}
+
+
+def open_hnsw(path: str, dim: int, count: int, descriptors: Optional[np.ndarray] = None,
+              checked: bool = False) -> Any:
+    """Load a (verified) index and check that it holds what the manifest says.
+
+    Its structure is checked first (maps.index_check) unless ``checked`` says load_map did."""
     import hnswlib
+
+    if not checked:
+        check_hnsw_index(path, dim, count)
 
     index = hnswlib.Index(space=SPACE, dim=int(dim))
     try:
@@ -235,15 +297,7 @@ def open_hnsw(path: str, dim: int, count: int, descriptors: Optional[np.ndarray]
 
 def build_hnsw(descriptors: np.ndarray, M: int, ef_construction: int, seed: int) -> Any:
     """Deterministic build: fixed seed and one thread (multi-threaded add_items varies)."""
-    import hnswlib
-
-    n, dim = descriptors.shape
-    index = hnswlib.Index(space=SPACE, dim=int(dim))
-    index.init_index(max_elements=max(int(n), 1), ef_construction=int(ef_construction), M=int(M),
-                     random_seed=int(seed))
-    index.add_items(np.ascontiguousarray(descriptors, dtype=np.float32), np.arange(n, dtype=np.int64),
-                    num_threads=1)
-    return index
+    return index_kinds.build_hnsw(descriptors, M, ef_construction, seed, threads=1)
 
 
 def tool_versions() -> Dict[str, str]:
@@ -271,37 +325,32 @@ def write_map(
     source: Optional[Dict[str, Any]] = None,
     skipped_frames: int = 0,
     force: bool = False,
+    drives: Optional[List[Dict[str, Any]]] = None,
+    index: Optional[Dict[str, Any]] = None,
 ) -> PlaceMap:
-    """Write every file into a staged folder, then swap it in: an interrupted write never loads."""
+    """Write every file into a staged folder, then swap it in: an interrupted write never loads.
+
+    ``drives``: per drive, in frame-table order, its ``frames`` count, ``source``, ``skipped_frames``
+    and ``positions`` frame (None: one drive of every frame). ``index``: the manifest's index entry
+    (``maps.index.index_meta``; None: hnsw with M, ef_construction, seed). An hnsw-pca map always
+    stores float16 sequence descriptors (its re-ranking reads them memory-mapped).
+    """
     frame_descriptors = np.ascontiguousarray(frame_descriptors, dtype=np.float32)
-    seq_frames = window_rows(len(frames), seq_len)
-    if sequences.shape != (seq_frames.shape[0], frame_descriptors.shape[1]):
-        raise ValueError("sequence descriptors have shape {}, expected {}".format(
-            sequences.shape, (seq_frames.shape[0], frame_descriptors.shape[1])))
-    stored = sequences.astype(np.float16 if fp16 else np.float32)
-    if fp16 and not np.isfinite(stored).all():
-        raise JistEdgeError("--fp16: sequence descriptors overflow float16; build the map without --fp16")
-    manifest = _manifest(bundle, frames, seq_len, seq_frames.shape[0], frame_descriptors.shape[1], str(stored.dtype),
-                         M, ef_construction, seed, source, skipped_frames)
+    drives = drives or [{"frames": len(frames), "source": source or {}, "skipped_frames": int(skipped_frames),
+                         "positions": {"frame": drive_layout.METRIC}}]
+    if sum(int(d["frames"]) for d in drives) != len(frames):
+        raise ValueError("the drives hold {} frames, the frame table {}".format(
+            sum(int(d["frames"]) for d in drives), len(frames)))
+    seq_frames = drive_layout.window_rows([d["frames"] for d in drives], seq_len)
+    meta = index or index_kinds.index_meta(index_kinds.HNSW, INDEX_FILE, M, ef_construction, seed)
+    stored = _stored_sequences(sequences, (seq_frames.shape[0], frame_descriptors.shape[1]),
+                               fp16 or index_kinds.kind_of(meta) == index_kinds.HNSW_PCA)
+    manifest = _manifest(bundle, frames, seq_len, stored, drives, meta)
     built = {}  # type: Dict[str, Any]
-
-    def index_file(path: str) -> None:
-        # the index holds exactly the vectors a reader gets from sequences.npy
-        built["index"] = build_hnsw(stored.astype(np.float32), M, ef_construction, seed)
-        _save_index(built["index"], path)
-
-    writers = [
-        (INDEX_FILE, index_file),
-        (SEQUENCES_FILE, lambda p: np.save(p, stored, allow_pickle=False)),
-        (FRAME_DESCRIPTORS_FILE, lambda p: np.save(p, frame_descriptors, allow_pickle=False)),
-        (FRAME_POSITIONS_FILE, lambda p: np.save(p, frames.positions, allow_pickle=False)),
-        (SEQUENCE_FRAMES_FILE, lambda p: np.save(p, seq_frames, allow_pickle=False)),
-        (SEQUENCE_POSITIONS_FILE,
-         lambda p: np.save(p, centre_positions(frames.positions, seq_frames), allow_pickle=False)),
-        (FRAME_INFO_FILE, lambda p: write_json_atomic(p, frames.to_json())),
-        (STATS_FILE, lambda p: write_json_atomic(p, distance_stats(stored, frames.positions, seq_frames, seq_len,
-                                                                   built["index"]))),
-    ]
+    writers = _index_writers(stored, meta, built) + _table_writers(stored, frame_descriptors, frames, seq_frames)
+    bounds = drive_layout.bounds([d["frames"] for d in drives], seq_len)
+    writers.append((STATS_FILE, lambda p: write_json_atomic(p, distance_stats(
+        stored, bounds, frames.positions, seq_frames, seq_len, built["search"]))))
     with output_lock(out_dir, "map output"):
         out_dir = refuse_overwrite(out_dir, force)
         kept = kept_note(out_dir, "map")
@@ -314,47 +363,107 @@ def write_map(
     return load_map(out_dir, bundle)
 
 
-def distance_stats(stored: np.ndarray, frame_positions: np.ndarray, seq_frames: np.ndarray, seq_len: int,
-                   index: Any) -> Dict[str, Any]:
+def _stored_sequences(sequences: np.ndarray, shape: Sequence[int], fp16: bool) -> np.ndarray:
+    """The sequence descriptors as they will be stored (float16 refused when it overflows)."""
+    if sequences.shape != tuple(shape):
+        raise ValueError("sequence descriptors have shape {}, expected {}".format(sequences.shape, tuple(shape)))
+    stored = sequences.astype(np.float16 if fp16 else np.float32)
+    if fp16 and not np.isfinite(stored).all():
+        raise JistEdgeError("sequence descriptors overflow float16, which fp16 (--fp16) and hnsw-pca maps store; "
+                            "build the map with neither")
+    return stored
+
+
+def _manifest(bundle: Any, frames: FrameTable, seq_len: int, stored: np.ndarray, drives: List[Dict[str, Any]],
+              meta: Dict[str, Any]) -> Dict[str, Any]:
+    """Everything but the file records; format 1 unless the map needs 2 (several drives, another index kind)."""
+    plain = len(drives) == 1 and index_kinds.kind_of(meta) == index_kinds.HNSW
+    return {
+        "format": FORMAT,
+        "format_version": 1 if plain else FORMAT_VERSION,
+        "created": datetime.datetime.utcnow().replace(microsecond=0).isoformat() + "Z",
+        "seq_len": int(seq_len),
+        "dim": int(stored.shape[1]),
+        "space": SPACE,
+        "counts": {
+            "frames": len(frames),
+            "sequences": int(stored.shape[0]),
+            "skipped_frames": int(sum(int(d.get("skipped_frames", 0)) for d in drives)),
+            "positioned_frames": int(np.isfinite(frames.positions).all(axis=1).sum()),
+        },
+        "index": meta,
+        "storage": {"sequence_dtype": str(stored.dtype), "frame_dtype": "float32"},
+        "bundle": _bundle_entry(bundle),
+        "source": dict(drives[0].get("source") or {}) if len(drives) == 1 else {"kind": "drives", "drives": len(drives)},
+        "drives": [dict(d, frames=int(d["frames"])) for d in drives],
+        "tools": tool_versions(),
+    }
+
+
+def _bundle_entry(bundle: Any) -> Dict[str, Any]:
+    return {
+        "bundle_id": bundle.bundle_id,
+        "path": bundle.path,
+        "random_init": bool(getattr(bundle, "random_init", False)),
+        "height": int(bundle.height),
+        "width": int(bundle.width),
+        "seqgem_p": float(bundle.seqgem_p),
+        "seqgem_eps": float(bundle.seqgem_eps),
+    }
+
+
+def _index_writers(stored: np.ndarray, meta: Dict[str, Any],
+                   built: Dict[str, Any]) -> List[Tuple[str, Callable[[str], None]]]:
+    """(file, write(path)) for the index over exactly the vectors a reader gets from sequences.npy
+    (projected for hnsw-pca). Once written, ``built["search"]`` searches it as the matcher will."""
+    vectors = stored.astype(np.float32)
+    writers = []  # type: List[Tuple[str, Callable[[str], None]]]
+    projection = None
+    if index_kinds.kind_of(meta) == index_kinds.HNSW_PCA:
+        projection = index_kinds.fit_projection(vectors, int(meta["reduced_dim"]))
+        writers.append((index_kinds.PROJECTION_FILE, lambda p: np.save(p, projection, allow_pickle=False)))
+
+    def index_file(path: str) -> None:
+        if projection is None:
+            index = build_hnsw(vectors, meta["M"], meta["ef_construction"], meta["random_seed"])
+            built["search"] = index_kinds.HnswSearch(index)
+        else:
+            index = build_hnsw(index_kinds.project(vectors, projection), meta["M"], meta["ef_construction"],
+                               meta["random_seed"])
+            built["search"] = index_kinds.ReducedSearch(index, projection, stored, int(meta["rerank"]))
+        _save_index(index, path)
+
+    writers.append((INDEX_FILE, index_file))
+    return writers
+
+
+def _table_writers(stored: np.ndarray, frame_descriptors: np.ndarray, frames: FrameTable,
+                   seq_frames: np.ndarray) -> List[Tuple[str, Callable[[str], None]]]:
+    """(file, write(path)) for the descriptors, positions and the frame table, each in its own file."""
+    return [
+        (SEQUENCES_FILE, lambda p: np.save(p, stored, allow_pickle=False)),
+        (FRAME_DESCRIPTORS_FILE, lambda p: np.save(p, frame_descriptors, allow_pickle=False)),
+        (FRAME_POSITIONS_FILE, lambda p: np.save(p, frames.positions, allow_pickle=False)),
+        (SEQUENCE_FRAMES_FILE, lambda p: np.save(p, seq_frames, allow_pickle=False)),
+        (SEQUENCE_POSITIONS_FILE,
+         lambda p: np.save(p, centre_positions(frames.positions, seq_frames), allow_pickle=False)),
+        (FRAME_INFO_FILE, lambda p: write_json_atomic(p, frames.to_json())),
+    ]
+
+
+def distance_stats(stored: np.ndarray, bounds: np.ndarray, frame_positions: np.ndarray, seq_frames: np.ndarray,
+                   seq_len: int, search: Any) -> Dict[str, Any]:
     """The route filter's distance statistics of a new map (jist_edge.maps.distance_stats)."""
     from jist_edge.maps.distance_stats import compute_distance_stats
 
     count = stored.shape[0]
-    return compute_distance_stats(stored.astype(np.float32), np.array([0, count]), seq_len, frame_positions,
-                                  seq_frames, index if count > 2000 else None)
+    return compute_distance_stats(stored.astype(np.float32), bounds, seq_len, frame_positions, seq_frames,
+                                  search if count > 2000 else None)
 
 
-def _manifest(bundle: Any, frames: FrameTable, seq_len: int, n_seq: int, dim: int, dtype: str, M: int,
-              ef_construction: int, seed: int, source: Optional[Dict[str, Any]], skipped: int) -> Dict[str, Any]:
-    """Every manifest field but the file records and the manifest's own checksum."""
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "created": datetime.datetime.utcnow().replace(microsecond=0).isoformat() + "Z",
-        "seq_len": int(seq_len),
-        "dim": int(dim),
-        "space": SPACE,
-        "counts": {
-            "frames": len(frames),
-            "sequences": int(n_seq),
-            "skipped_frames": int(skipped),
-            "positioned_frames": int(np.isfinite(frames.positions).all(axis=1).sum()),
-        },
-        "index": {"library": "hnswlib", "file": INDEX_FILE, "M": int(M), "ef_construction": int(ef_construction),
-                  "random_seed": int(seed), "build_threads": 1},
-        "storage": {"sequence_dtype": dtype, "frame_dtype": "float32"},
-        "bundle": {
-            "bundle_id": bundle.bundle_id,
-            "path": bundle.path,
-            "random_init": bool(getattr(bundle, "random_init", False)),
-            "height": int(bundle.height),
-            "width": int(bundle.width),
-            "seqgem_p": float(bundle.seqgem_p),
-            "seqgem_eps": float(bundle.seqgem_eps),
-        },
-        "source": source or {},
-        "tools": tool_versions(),
-    }
+def data_files(manifest: Dict[str, Any]) -> Tuple[str, ...]:
+    """Every file a map's manifest must list: the common ones plus its index kind's."""
+    return DATA_FILES + index_kinds.extra_files(manifest["index"])
 
 
 def _save_index(index: Any, path: str) -> None:
@@ -391,16 +500,15 @@ def validate_manifest(manifest: Dict[str, Any], where: str) -> None:
             where, manifest["space"], SPACE))
     _require_ints(manifest["counts"], _COUNTS, where + " [counts]")
     _require_ints(manifest["index"], _INDEX[1:], where + " [index]")
+    index_kinds.validate_meta(manifest["index"], manifest["dim"], where + " [index]")
     if manifest["seq_len"] < 1 or manifest["dim"] < 1:
         raise IntegrityError("{}: seq_len and dim must be positive".format(where))
-    if manifest["counts"]["sequences"] != manifest["counts"]["frames"] - manifest["seq_len"] + 1:
-        raise IntegrityError("{}: {} sequences do not fit {} frames with L={}".format(
-            where, manifest["counts"]["sequences"], manifest["counts"]["frames"], manifest["seq_len"]))
+    drive_layout.validate_drives(manifest, where)
     if not isinstance(manifest["bundle"].get("bundle_id"), str):
         raise IntegrityError("{}: bundle.bundle_id is missing".format(where))
     if manifest["storage"].get("sequence_dtype") not in ("float32", "float16"):
         raise IntegrityError("{}: storage.sequence_dtype must be float32 or float16".format(where))
-    for name in DATA_FILES:
+    for name in data_files(manifest):
         if name not in manifest["files"]:
             raise IntegrityError("{}: files does not list {}".format(where, name))
     # last, so a re-signed edit still meets the checks above: M, ef_construction, the bundle id...
@@ -445,7 +553,10 @@ def load_map(path: str, bundle: Any = None, seq_len: Optional[int] = None) -> Pl
     # nothing below runs on an unverified file
     n_seq, n_frames = manifest["counts"]["sequences"], manifest["counts"]["frames"]
     dim, seq_len_m = manifest["dim"], manifest["seq_len"]
-    descriptors = _load_npy(path, SEQUENCES_FILE, (n_seq, dim), ("float32", "float16")).astype(np.float32)
+    if index_kinds.kind_of(manifest["index"]) == index_kinds.HNSW_PCA:  # re-ranking reads rows from the file
+        descriptors = _load_npy(path, SEQUENCES_FILE, (n_seq, dim), ("float16",), mmap=True)
+    else:
+        descriptors = _load_npy(path, SEQUENCES_FILE, (n_seq, dim), ("float32", "float16")).astype(np.float32)
     positions = _load_npy(path, FRAME_POSITIONS_FILE, (n_frames, 2), ("float64",))
     seq_frames = _load_npy(path, SEQUENCE_FRAMES_FILE, (n_seq, seq_len_m), ("int64",))
     seq_positions = _load_npy(path, SEQUENCE_POSITIONS_FILE, (n_seq, 2), ("float64",))
@@ -455,8 +566,13 @@ def load_map(path: str, bundle: Any = None, seq_len: Optional[int] = None) -> Pl
         frames = FrameTable(info["index"], info["name"], info["timestamp"], positions)
     except (KeyError, TypeError, ValueError) as exc:
         raise IntegrityError("map frame table {} is malformed: {}".format(os.path.join(path, FRAME_INFO_FILE), exc))
-    if n_seq and (seq_frames.min() < 0 or seq_frames.max() >= n_frames):
-        raise IntegrityError("map {}: sequence frame rows point outside the frame table".format(path))
+    if not np.array_equal(seq_frames, drive_layout.window_rows(drive_layout.manifest_frame_counts(manifest),
+                                                                seq_len_m)):
+        raise IntegrityError("map {}: sequence frame rows are not the windows of each drive's frames".format(path))
+    # a re-signed file can still hold links hnswlib would follow out of bounds (a segfault)
+    meta = manifest["index"]
+    check_hnsw_index(os.path.join(path, INDEX_FILE), int(meta.get("reduced_dim", dim)) if index_kinds.kind_of(meta)
+                     == index_kinds.HNSW_PCA else dim, n_seq, meta["M"], meta["ef_construction"])
     return PlaceMap(path, manifest, descriptors, frames, seq_frames, seq_positions, frame_descriptors)
 
 

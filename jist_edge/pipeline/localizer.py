@@ -10,18 +10,20 @@ L descriptors; SeqGeM pools the ring (partial windows from the first frame on) a
 matcher answers. The CLI's `run` and `demo` are thin shells over this class.
 """
 import math
+import numbers
 import os
 import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
-from jist_edge.errors import BadFrame
+from jist_edge.errors import BadFrame, JistEdgeError
 from jist_edge.backends import EncoderBackend, create_encoder
 from jist_edge.bundle import Bundle, load_bundle
 from jist_edge.pipeline.descriptor_ring import DescriptorRing
 from jist_edge.pipeline.preprocess import Preprocessor
 from jist_edge.pipeline.seqgem import seqgem
+from jist_edge.stream.frame import to_bgr
 
 STAGES = ("capture_wait", "preprocess", "encode", "seqgem", "match")
 
@@ -98,11 +100,11 @@ class Localizer(object):
         check_bundle(place_map.manifest, place_map.path, bundle)  # a map runs only with the model that made it
         self.bundle = bundle
         self.place_map = place_map
-        self.top_k = max(1, min(int(top_k), place_map.count))
+        self.top_k = min(_whole_number("top_k", top_k), place_map.count)
         self.preprocess = Preprocessor.for_bundle(bundle)
         self.encoder = encoder if encoder is not None else create_encoder(bundle, backend, **backend_options)
         self.matcher = Matcher(place_map, ef=ef, exact=exact)
-        self.seq_len = int(seq_len or place_map.seq_len)
+        self.seq_len = _whole_number("seq_len", place_map.seq_len if seq_len is None else seq_len)
         self.ring = DescriptorRing(self.seq_len, bundle.dim)
         self.tracker = None  # type: Any  # the route filter beside the raw match (jist_edge.pipeline.tracker)
         if route_filter:
@@ -135,9 +137,12 @@ class Localizer(object):
 
     def process(self, image_bgr: np.ndarray, frame_index: int = 0, timestamp: Optional[float] = None,
                 capture_wait: float = 0.0, dropped: int = 0, name: Optional[str] = None) -> Result:
-        """One frame through preprocess -> encoder -> ring -> SeqGeM -> matcher. Raises BadFrame."""
+        """One frame through preprocess -> encoder -> ring -> SeqGeM -> matcher. Raises BadFrame.
+
+        Grey (HxW) and BGRA frames are converted as for streamed frames (jist_edge.stream.frame)."""
         t0 = time.perf_counter()
         batch = self._input
+        image_bgr = to_bgr(image_bgr)[0]
         self.preprocess(image_bgr, out=batch[0])
         self.last_image = image_bgr  # for --display; a reference, not a copy
         t1 = time.perf_counter()
@@ -185,16 +190,22 @@ class Localizer(object):
             out.append(Match(int(seq_id), float(dist), position, self.place_map.frames_of(int(seq_id))))
         return out
 
-    def stream(self, source: Union[str, Any], realtime: bool = False, max_frames: Optional[int] = None,
+    def stream(self, source: Union[str, int, Any], realtime: bool = False, max_frames: Optional[int] = None,
                **source_options: Any) -> Iterator[Result]:
-        """Results for every usable frame of a source (URI or FrameSource); bad frames are skipped and counted."""
-        from jist_edge.stream.capture import iter_frames
-        from jist_edge.stream.sources import open_source
+        """Results for every usable frame of a source; bad frames are skipped and counted.
 
-        own = isinstance(source, str)
+        ``source``: a camera number, device, URL, video file or image folder (str, int or
+        path), a FrameSource, or any iterable of BGR numpy arrays (a list, a generator, a
+        queue filled by a ROS callback; see jist_edge.stream.sources.arrays). Anything else
+        raises JistEdgeError. ``source_options`` go to open_source and need a URI or path."""
+        from jist_edge.stream.capture import iter_frames
+        from jist_edge.stream.sources import as_frame_source
+
+        if max_frames is not None and int(max_frames) < 1:
+            raise JistEdgeError("max_frames must be at least 1, got {}".format(max_frames))
         # csi://: nvvidconv scales to the model's input size in hardware (scale_to=None: full frames)
-        source_options.setdefault("scale_to", (self.bundle.width, self.bundle.height))
-        src = open_source(source, realtime=realtime, **source_options) if own else source
+        src, own = as_frame_source(source, realtime=realtime, uri_defaults={
+            "scale_to": (self.bundle.width, self.bundle.height)}, **source_options)
         emitted = 0
         try:
             for frame, wait, dropped in iter_frames(src, realtime):
@@ -229,3 +240,10 @@ class Localizer(object):
 
     def close(self) -> None:
         self.encoder.close()
+
+
+def _whole_number(name: str, value: Any) -> int:
+    """An API parameter that must be an int >= 1, refused by its own name."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise JistEdgeError("{} must be a whole number of at least 1, got {!r}".format(name, value))
+    return int(value)

@@ -1,14 +1,17 @@
-"""Top-k place matching on a map: hnswlib (fast) or exact squared L2 (for checking).
+"""Top-k place matching on a map: its index (fast) or exact squared L2 (for checking).
 
 Both rank by squared L2, the paper's metric (faiss IndexFlatL2); hnswlib's space
 'l2' already returns squared distances. Ties in the exact search go to the lower
-sequence id, so results are reproducible.
+sequence id, so results are reproducible. The index is the map's kind
+(maps/index.py): hnswlib over the descriptors, or for city-scale maps hnswlib over
+PCA-reduced vectors with exact re-ranking of the best candidates.
 """
 from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from jist_edge.errors import JistEdgeError
+from jist_edge.maps.index import HnswSearch
 
 # Chosen from tests/test_matcher.py::test_default_ef_agreement_on_real_map and the
 # measurement in the README: top-1 agreement with exact search >= 0.99 on real maps.
@@ -24,14 +27,18 @@ class Matcher(object):
         self.exact = bool(exact)
         self.ef = int(DEFAULT_EF if ef is None else ef)
         if self.ef < 1:
-            raise JistEdgeError("--ef must be at least 1, got {}".format(self.ef))
+            raise JistEdgeError("ef must be at least 1, got {}".format(self.ef))
         self.threads = max(1, int(threads))
-        self._index = None if self.exact else place_map.hnsw_index()
+        self._index = None if self.exact else _search_index(place_map)
         self._exact = None  # type: Optional[ExactSearch]
 
     @property
     def method(self) -> str:
-        return "exact" if self.exact else "hnsw(ef={})".format(self.ef)
+        if self.exact:
+            return "exact"
+        if self._index.kind == "hnsw-pca":
+            return "hnsw-pca(ef={},rerank={})".format(self.ef, self._index.rerank)
+        return "hnsw(ef={})".format(self.ef)
 
     def query(self, descriptors: np.ndarray, k: int = 1) -> Tuple[np.ndarray, np.ndarray]:
         """(n, D) float32 -> ids int64 (n, k), squared L2 float32 (n, k), nearest first."""
@@ -41,9 +48,13 @@ class Matcher(object):
             if self._exact is None:
                 self._exact = ExactSearch(self.map.descriptors)
             return self._exact.query(q, k)
-        self._index.set_ef(max(self.ef, k))
-        labels, dists = self._index.knn_query(q, k=k, num_threads=self.threads)
-        return labels.astype(np.int64), dists.astype(np.float32)
+        return self._index.knn(q, k, self.ef, self.threads)
+
+
+def _search_index(place_map: Any) -> Any:
+    """The map's search object (maps.index); a bare hnswlib index for maps that only offer that."""
+    search_index = getattr(place_map, "search_index", None)
+    return search_index() if callable(search_index) else HnswSearch(place_map.hnsw_index())
 
 
 class ExactSearch(object):
@@ -56,7 +67,11 @@ class ExactSearch(object):
 
     def __init__(self, database: np.ndarray) -> None:
         self.db = np.ascontiguousarray(database, dtype=np.float32)
-        self.db_sq = np.einsum("ij,ij->i", self.db.astype(np.float64), self.db.astype(np.float64))
+        self.db_sq = np.empty(self.db.shape[0], dtype=np.float64)
+        rows = max(1, _BLOCK_BYTES // (8 * max(1, self.db.shape[1])))
+        for start in range(0, self.db.shape[0], rows):  # in blocks: a million places need no 4 GB float64 copy
+            block = self.db[start:start + rows].astype(np.float64)
+            self.db_sq[start:start + rows] = np.einsum("ij,ij->i", block, block)
         self.db_sq32 = self.db_sq.astype(np.float32)
 
     def query(self, queries: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ import numpy as np
 
 from jist_edge.bundle import IMAGENET_MEAN, IMAGENET_STD
 from jist_edge.errors import BadFrame
+from jist_edge.stream.frame import opencv_reason
 
 
 def choose_interpolation(src_hw: Tuple[int, int], dst_hw: Tuple[int, int]) -> int:
@@ -54,7 +55,10 @@ class Preprocessor(object):
         interp = self.interpolation
         if interp is None:
             interp = choose_interpolation((h, w), (self.height, self.width))
-        return cv2.resize(frame_bgr, (self.width, self.height), interpolation=interp)
+        try:
+            return cv2.resize(frame_bgr, (self.width, self.height), interpolation=interp)
+        except cv2.error as exc:  # e.g. more than 2**31 pixels in a row
+            raise BadFrame("OpenCV cannot resize a {}x{} frame: {}".format(h, w, opencv_reason(exc)))
 
     def __call__(self, frame_bgr: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
         """One frame -> 3xHxW float32, normalized (written into ``out`` when given).

@@ -47,17 +47,29 @@ def to_bgr(image: Optional[np.ndarray]) -> Tuple[np.ndarray, bool]:
     if image.dtype != np.uint8:
         raise BadFrame("frame is {}, expected 8-bit".format(image.dtype))
     converted = False
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
-        image = cv2.cvtColor(image.reshape(image.shape[0], image.shape[1]), cv2.COLOR_GRAY2BGR)
-        converted = True
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-        converted = True
-    elif image.ndim != 3 or image.shape[2] != 3:
+    try:
+        if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+            image = cv2.cvtColor(image.reshape(image.shape[0], image.shape[1]), cv2.COLOR_GRAY2BGR)
+            converted = True
+        elif image.ndim == 3 and image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+            converted = True
+    except cv2.error as exc:
+        raise BadFrame("OpenCV cannot convert the frame (shape {}): {}".format(image.shape, opencv_reason(exc)))
+    if image.ndim != 3 or image.shape[2] != 3:
         raise BadFrame("frame has shape {}, expected HxW grey or HxWx3 colour".format(image.shape))
     if image.shape[0] < 2 or image.shape[1] < 2:
         raise BadFrame("frame is too small ({}x{} pixels)".format(image.shape[0], image.shape[1]))
     return np.ascontiguousarray(image), converted
+
+
+def opencv_reason(exc: BaseException) -> str:
+    """One short line from a cv2.error: what failed and where (no source path, no version banner)."""
+    err, func = getattr(exc, "err", None), getattr(exc, "func", None)
+    if err:
+        return "{}{}".format(" ".join(str(err).split()), " in {}".format(func) if func else "")
+    text = " ".join(str(exc).split())
+    return text.split("error: ", 1)[-1]
 
 
 def apply_flip(image: np.ndarray, method: int) -> np.ndarray:

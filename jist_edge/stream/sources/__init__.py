@@ -6,10 +6,14 @@ files, empty or odd-sized frames (see jist_edge.stream.frame for what is convert
 what is skipped). A live source (camera, CSI, RTSP) that stops delivering frames is
 reopened with exponential backoff (see .live); a file that ends is a clean end.
 """
+import numbers
 import os
-from typing import Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
+
+import numpy as np
 
 from jist_edge.errors import JistEdgeError
+from jist_edge.stream.sources.arrays import IterableSource
 from jist_edge.stream.sources.base import FrameSource, SkipCallback
 from jist_edge.stream.sources.images import ImageFolderSource, jpeg_is_truncated
 from jist_edge.stream.sources.live import (DEFAULT_BACKOFF_MAX_S, DEFAULT_BACKOFF_S, DEFAULT_OPEN_TIMEOUT_S,
@@ -19,8 +23,41 @@ from jist_edge.stream.sources.video import VideoFileSource
 from jist_edge.stream.uri import (VIDEO_EXTENSIONS, csi_capture, gstreamer_missing_message, opencv_has_gstreamer,
                                   parse_source_uri)
 
-__all__ = ["FrameSource", "ImageFolderSource", "VideoFileSource", "LiveCaptureSource", "open_source",
-           "call_with_timeout", "jpeg_is_truncated", "redact_url", "SkipCallback"]
+__all__ = ["FrameSource", "ImageFolderSource", "VideoFileSource", "LiveCaptureSource", "IterableSource",
+           "open_source", "as_frame_source", "call_with_timeout", "jpeg_is_truncated", "redact_url", "SkipCallback"]
+
+SOURCE_KINDS_TEXT = ("a camera number, device, URL, video file or image folder (str, int or path), "
+                     "a FrameSource, or an iterable of BGR numpy arrays (a list, generator, queue)")
+
+
+def as_frame_source(source: Any, realtime: bool = False, uri_defaults: Optional[Dict[str, Any]] = None,
+                    **options: Any) -> Tuple[FrameSource, bool]:
+    """Whatever a caller may stream -> (FrameSource, True when opened here and to be closed by the caller).
+
+    URIs and paths are opened with ``uri_defaults`` updated by ``options`` (see
+    open_source); a FrameSource is used as it is; any other iterable is read item by item
+    (see .arrays). Anything else, or options that only a URI can take, raise
+    JistEdgeError naming the accepted kinds."""
+    if hasattr(source, "__fspath__"):
+        source = os.fspath(source)
+    if isinstance(source, numbers.Integral) and not isinstance(source, (bool, np.bool_)):
+        source = int(source)  # a camera number
+    if isinstance(source, (str, int)) and not isinstance(source, bool):
+        opened = dict(uri_defaults or {})
+        opened.update(options)
+        return open_source(source, realtime=realtime, **opened), True
+    if isinstance(source, np.ndarray) and source.ndim != 4:
+        raise JistEdgeError("stream() got one {}-D array; give a sequence of frames (a list, a generator or an "
+                            "N x H x W x 3 array), or use process() for a single image".format(source.ndim))
+    if not isinstance(source, (FrameSource, bytes, dict)) and hasattr(source, "__iter__"):
+        source = IterableSource(source)
+    if not isinstance(source, FrameSource):
+        raise JistEdgeError("cannot stream a {}: give {}".format(type(source).__name__, SOURCE_KINDS_TEXT))
+    given = sorted(k for k, v in options.items() if v is not None)
+    if given:
+        raise JistEdgeError("{} apply only to a source given as a URI or path, not to {}".format(
+            ", ".join(given), source.description))
+    return source, isinstance(source, IterableSource)
 
 
 def open_source(uri: Union[str, int], realtime: bool = False, max_retries: int = 3, width: Optional[int] = None,

@@ -4,10 +4,12 @@ import math
 import threading
 from typing import Any, Callable, Iterator, Optional
 
+import cv2
 import numpy as np
 
 from jist_edge.errors import BadFrame
-from jist_edge.stream.frame import Frame, apply_flip, to_bgr
+from jist_edge.stream.frame import Frame, apply_flip, opencv_reason, to_bgr
+from jist_edge.stream.opencv_log import quiet_opencv
 
 log = logging.getLogger("jist_edge.stream.sources")
 
@@ -39,6 +41,7 @@ class FrameSource(object):
         self.reconnect_failures = 0
         self.closed = False
         self._on_skip = on_skip
+        quiet_opencv()  # bad frames are counted and reported here, not by OpenCV on stderr
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -77,10 +80,14 @@ class FrameSource(object):
         except BadFrame as exc:
             self._skip(index, name, str(exc))
             return None
+        if self.flip:
+            try:
+                image = apply_flip(image, self.flip)
+            except cv2.error as exc:
+                self._skip(index, name, "OpenCV cannot flip it: {}".format(opencv_reason(exc)))
+                return None
         if converted:
             self.converted += 1
-        if self.flip:
-            image = apply_flip(image, self.flip)
         return Frame(index, image, timestamp, name)
 
 
@@ -107,3 +114,20 @@ class _CaptureSource(FrameSource):
         cap, self._cap = self._cap, None
         if cap is not None:
             cap.release()
+
+
+def grab(cap: Any) -> bool:
+    """cap.grab(), with an OpenCV error raised by the decoder taken as a frame that could not be read."""
+    try:
+        return bool(cap.grab())
+    except cv2.error:
+        return False
+
+
+def retrieve(cap: Any) -> Optional[np.ndarray]:
+    """The grabbed frame, or None when it cannot be decoded (an OpenCV error included)."""
+    try:
+        got, image = cap.retrieve()
+    except cv2.error:
+        return None
+    return image if got else None

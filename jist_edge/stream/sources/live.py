@@ -15,7 +15,8 @@ import cv2
 
 from jist_edge.errors import JistEdgeError
 from jist_edge.stream.frame import Frame
-from jist_edge.stream.sources.base import SkipCallback, _CaptureSource, log
+from jist_edge.stream.opencv_log import quiet_ffmpeg, quiet_opencv
+from jist_edge.stream.sources.base import SkipCallback, _CaptureSource, grab, log, retrieve
 from jist_edge.stream.uri import SourceSpec, opencv_has_gstreamer, rtsp_gstreamer_pipeline
 
 DEFAULT_BACKOFF_S = 0.5
@@ -52,11 +53,13 @@ class LiveCaptureSource(_CaptureSource):
         self.fps = fps if 0 < fps < 1000 else None
 
     def _open_once(self) -> Any:
+        quiet_opencv()
         cap = call_with_timeout(self._opener, self.open_timeout_s, self.name)
         if cap is None or not cap.isOpened():
             if cap is not None:
                 cap.release()
             raise JistEdgeError("{} cannot be opened".format(self.name))
+        quiet_ffmpeg()
         return cap
 
     def __iter__(self) -> Iterator[Frame]:
@@ -65,12 +68,9 @@ class LiveCaptureSource(_CaptureSource):
         while not self.closed:
             with self._lock:
                 cap = self._cap
-                ok = cap is not None and cap.grab()
+                ok = cap is not None and grab(cap)
                 stamp = time.time()
-                image = None
-                if ok and index % self.stride == 0:
-                    got, image = cap.retrieve()
-                    image = image if got else None
+                image = retrieve(cap) if ok and index % self.stride == 0 else None
                 if not ok or self.closed:  # closed: close() may have given up waiting for this read
                     self._release()
             if self.closed:

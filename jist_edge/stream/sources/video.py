@@ -6,7 +6,8 @@ import cv2
 
 from jist_edge.errors import JistEdgeError
 from jist_edge.stream.frame import Frame
-from jist_edge.stream.sources.base import SkipCallback, _CaptureSource
+from jist_edge.stream.opencv_log import quiet_ffmpeg, quiet_opencv
+from jist_edge.stream.sources.base import SkipCallback, _CaptureSource, grab, log, retrieve
 
 # A file read that fails this many times in a row is its end (a truncated file).
 MAX_CONSECUTIVE_READ_FAILURES = 8
@@ -36,6 +37,7 @@ class VideoFileSource(_CaptureSource):
         self._cap = cap
         self.frame_count = count if count > 0 else None
         self.fps = rate
+        self._decoded = self._lost = 0  # frames grabbed, and frames counted lost, in the last pass
 
     def __iter__(self) -> Iterator[Frame]:
         # One frame of lookahead: the last frame before a truncation is usually only
@@ -59,18 +61,16 @@ class VideoFileSource(_CaptureSource):
             self._cap = _open_video_file(self.path)
         next_index = 0  # index of the next frame if none is lost
         failures = 0
+        self._decoded = self._lost = 0
         while not self.closed:
             with self._lock:
                 cap = self._cap
                 if cap is None:
                     return
-                ok = cap.grab()
+                ok = grab(cap)
                 est = self._index_from_time(cap) if ok else None
                 index = next_index + failures if est is None or est < next_index else est
-                image = None
-                if ok and index % self.stride == 0:
-                    got, image = cap.retrieve()
-                    image = image if got else None
+                image = retrieve(cap) if ok and index % self.stride == 0 else None
                 if self.closed:  # close() gave up waiting for this read: release here
                     self._release()
                     return
@@ -80,8 +80,10 @@ class VideoFileSource(_CaptureSource):
                         self.frame_count is not None and next_index + failures > self.frame_count):
                     break
                 continue
+            self._decoded += 1
             if index > next_index:
                 lost = index - next_index
+                self._lost += lost
                 self._skip(next_index, None, "undecodable frame" if lost == 1 else "{} undecodable frames "
                            "({}-{})".format(lost, next_index, index - 1), count=lost)
             next_index, failures = index + 1, 0
@@ -89,6 +91,7 @@ class VideoFileSource(_CaptureSource):
                 yield index, image
         if self.closed:
             return
+        self._reconcile()
         if self.frame_count is not None and next_index < self.frame_count:
             truncated[0] = True
             self._skip(next_index, None, "video ended after {} of {} frames (truncated or corrupt)".format(
@@ -97,6 +100,20 @@ class VideoFileSource(_CaptureSource):
             self._release()
         if next_index == 0:
             raise JistEdgeError("video file {}: no frame could be decoded".format(self.path))
+
+    def _reconcile(self) -> None:
+        """Frames counted as lost beyond what the header's frame count leaves room for were damaged
+        packets, not frames (the decoder gave them a timestamp of their own): uncount them, so
+        that frames decoded + frames skipped = frames in the header, and say so once."""
+        if self.frame_count is None or not self._lost:
+            return
+        extra = min(self._lost, self._decoded + self._lost - self.frame_count)
+        if extra > 0:
+            self.skipped -= extra
+            self._lost -= extra
+            log.warning("%s: %d damaged packet(s) that are not frames (the header says %d frames, %d decoded); "
+                        "frame indices after them may be off by %d", self.description, extra, self.frame_count,
+                        self._decoded, extra)
 
     def _index_from_time(self, cap: Any) -> Optional[int]:
         """Frame index from the presentation time, which stays right when the decoder drops frames."""
@@ -109,9 +126,14 @@ class VideoFileSource(_CaptureSource):
 
 
 def _open_video_file(path: str) -> Any:
+    quiet_opencv()
     for api in (cv2.CAP_FFMPEG, cv2.CAP_ANY):
-        cap = cv2.VideoCapture(path, api)
+        try:
+            cap = cv2.VideoCapture(path, api)
+        except cv2.error:
+            continue
         if cap.isOpened():
+            quiet_ffmpeg()
             return cap
         cap.release()
     raise JistEdgeError("cannot open video file {}: not a video this OpenCV can decode "

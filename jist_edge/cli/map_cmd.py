@@ -8,7 +8,7 @@ import click
 from jist_edge import workspace
 from jist_edge.cli.common import (FrameProgress, check_route_path, echo_json, echo_table, keeps_previous, model_path,
                                   warn, workspace_option)
-from jist_edge.maps.index import AUTO, AUTO_PCA_PLACES, DEFAULT_REDUCED_DIM, DEFAULT_RERANK, KINDS
+from jist_edge.maps.index import AUTO, AUTO_PCA_PLACES, DEFAULT_REDUCED_DIM, DEFAULT_RERANK, HNSW, KINDS
 from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M
 
 DEFAULT_SHARD_FRAMES = 256  # maps.cluster's default, repeated here so --help needs no import of it
@@ -90,6 +90,9 @@ def _build(model: str, drives: Optional[List[Any]], from_map: Optional[str], out
     from jist_edge.maps.store import refuse_overwrite
 
     bundle = load_bundle(model)
+    if index["index_kind"] != HNSW and index["reduced_dim"] > int(bundle.dim):
+        raise click.BadParameter("--reduced-dim {} exceeds the model's {}-D descriptors".format(
+            index["reduced_dim"], bundle.dim), param_hint="'--reduced-dim'")
     start = time.time()
     if drives is None:
         place_map = rebuild_map(bundle, from_map, output, seq_len=seq_len, fp16=fp16, force=force, **index)

@@ -13,7 +13,6 @@ The result is stored with the map (``distance_stats.json``, checksummed in the
 manifest) and computed on load for maps made before it existed.
 """
 import os
-import time
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -34,7 +33,6 @@ def compute_distance_stats(descriptors: np.ndarray, drive_bounds: np.ndarray, se
                            index: Any = None, threshold_m: float = DEFAULT_THRESHOLD_M, k: int = DEFAULT_K,
                            sample: int = DEFAULT_SAMPLE) -> Dict[str, Any]:
     """Confuser and same-route distance statistics of a sample of the map's places (JSON-ready)."""
-    start = time.perf_counter()
     db = np.ascontiguousarray(descriptors, dtype=np.float32)
     count = db.shape[0]
     bounds = np.asarray(drive_bounds, dtype=np.int64)
@@ -61,8 +59,7 @@ def compute_distance_stats(descriptors: np.ndarray, drive_bounds: np.ndarray, se
         "next_place": _quantiles(near),
         "place_spacing_m": _spacing(frame_positions, sequence_frames, bounds) if positioned else None,
     }
-    out["seconds"] = round(time.perf_counter() - start, 4)
-    return out
+    return out  # no timing in it: a map's files are byte-reproducible (merge = build of both, Ray = local)
 
 
 class Exclusion(object):

@@ -161,6 +161,9 @@ class RowReader(object):
         self.close()
 
 
+REDUCED_EF_FACTOR = 2
+
+
 class ReducedSearch(object):
     """hnswlib over PCA-reduced vectors, then exact squared L2 over the ``rerank`` best candidates.
 
@@ -180,7 +183,9 @@ class ReducedSearch(object):
     def knn(self, queries: np.ndarray, k: int, ef: int, threads: int = 1) -> Tuple[np.ndarray, np.ndarray]:
         k = int(k)
         wide = min(max(self.rerank, k), self.count)
-        self.index.set_ef(max(int(ef), wide))
+        # the reduced graph is searched with twice the matcher's beam: at 1M places its misses were
+        # graph misses, not PCA's (top-1 = exact 0.980 at ef 64, 0.997 at 128, +0.1 ms per query)
+        self.index.set_ef(max(REDUCED_EF_FACTOR * int(ef), wide))
         reduced = (queries - self._mean) @ self._axes_t
         cand, _ = self.index.knn_query(reduced, k=wide, num_threads=int(threads))
         cand = cand.astype(np.int64)

@@ -241,6 +241,8 @@ def markdown(result: Dict[str, Any], plots: List[str], plot_note: Optional[str])
 
         lines += index_kinds.markdown(mt["index_kinds"]) + [""]
 
+    if "route_filter" in result:
+        lines += route_filter_lines(result["route_filter"])
     lines += ["## Plots", ""]
     if plots:
         lines += ["![{}]({})".format(p[:-4].replace("_", " "), p) for p in plots]
@@ -254,3 +256,20 @@ def _gpu_text(gpu: Dict[str, Any]) -> str:
     if not gpu.get("available"):
         return "n/a ({})".format(gpu.get("reason", "unknown"))
     return ", ".join("{} {}".format(k, v) for k, v in gpu.items() if k != "available")
+
+
+def route_filter_lines(rf: Dict[str, Any]) -> List[str]:
+    """The route filter's section of the Markdown report."""
+    lines = ["## Route filter", "", "Per-frame update of the sparse HMM (K={}, window {}) on {}; time at N / time at "
+             "1,000 places interleaved.".format(rf["params"]["top_k"], rf["params"]["window"], rf["stream"]), "",
+             "| places | p50 / p95 / p99 ms | x 1,000-place time | support (p50 / max) | estimate within 12 places |",
+             "|---|---|---|---|---|"]
+    for row in rf["sizes"]:
+        lines.append("| {:,} | {} | {} | {:.0f} / {} | {:.3f} |".format(
+            row["n"], _ms(row["update"]), _ratio(row["ratio_to_1000_places"]), row["support_p50"], row["support_max"],
+            row["within_12_places"]))
+    if rf.get("stats_on_load"):
+        st = rf["stats_on_load"]
+        lines += ["", "Map distance statistics for a map made without them, computed on load: {:.2f} s at {:,} places "
+                  "({} probes, hnswlib).".format(st["seconds"], st["n"], st["probes"])]
+    return lines + [""]

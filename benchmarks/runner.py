@@ -1,10 +1,10 @@
 """The whole bench: settings per mode, the sections in order, one JSON-able result.
 
 Sections: encoder latency per backend and input size, streaming vs re-encoding,
-sequence length, matching vs map size, the runtime's per-stage latency and memory
-(in a fresh process), the cost of the live web view (run --serve, also in a fresh
-process), a memory soak (fresh process), then the paper-claims table built from those
-measurements.
+sequence length, matching vs map size, the route filter's cost vs map size, the
+runtime's per-stage latency and memory (in a fresh process), the cost of the live web
+view (run --serve, also in a fresh process), a memory soak (fresh process), then the
+paper-claims table built from those measurements.
 """
 import datetime
 import json
@@ -13,7 +13,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from jist_edge.benchmarks import bundles, claims, encoders, machine, matching, serve, soak
+from jist_edge.benchmarks import bundles, claims, encoders, machine, matching, route_filter, serve, soak
 from jist_edge.benchmarks.memory import gpu_memory, peak_rss_mb
 from jist_edge.bundle import load_bundle
 from jist_edge.errors import JistEdgeError
@@ -31,6 +31,7 @@ MODES = {
         "pipeline_runs": 15, "pipeline_warmup": 5, "pipeline_map_frames": 20, "soak_frames": 300,
         "precision_rounds": 6, "precision_budget_s": 8.0, "tuning_rounds": 0, "tuning_budget_s": 0.0,
         "e2e_runs": 10, "capture_frames": 30,
+        "filter_sizes": [10000], "filter_frames": 100, "filter_stats_size": 2000,
         "serve_rounds": 3, "serve_frames": 8, "serve_clip_frames": 24,
     },
     "default": {
@@ -45,6 +46,7 @@ MODES = {
         "precision_rounds": 20, "precision_budget_s": 40.0, "tuning_rounds": 10, "tuning_budget_s": 120.0,
         "e2e_runs": 40,
         "capture_frames": 100,
+        "filter_sizes": [10000, 100000], "filter_frames": 400, "filter_stats_size": 20000,
         "serve_rounds": 10, "serve_frames": 30, "serve_clip_frames": 60,
     },
 }
@@ -62,6 +64,7 @@ def settings(quick: bool = False, large: bool = False, img_size: Optional[Sequen
         cfg["max_places"] = int(max_places)
         cfg["kinds_sizes"] = sorted(set([s for s in cfg["kinds_sizes"] if s < max_places] + [int(max_places)]))
         cfg["map_sizes"] = [s for s in cfg["map_sizes"] if s <= max_places] or [int(max_places)]
+        cfg["filter_sizes"] = sorted(set([s for s in cfg["filter_sizes"] if s < max_places] + [int(max_places)]))
         cfg["mode"] += "+max{}".format(int(max_places))
     else:
         cfg["kinds_sizes"] = [s for s in cfg["kinds_sizes"] if s <= cfg["max_places"]]
@@ -132,6 +135,12 @@ def run_bench(cfg: Dict[str, Any], cache_dir: str, model: Optional[str] = None, 
     result["matching"] = matching.run(cfg["map_sizes"], cfg["efs"], cfg["queries"], cfg["dim_sizes"], warmup=5, log=log,
                                       kinds_sizes=cfg["kinds_sizes"], cache_dir=os.path.join(cache_dir, "matching"))
     durations["matching"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log("route filter: cost per frame vs map size (interleaved with a 1,000-place map)")
+    result["route_filter"] = route_filter.run(cfg["filter_sizes"], cfg["filter_frames"],
+                                              stats_size=cfg["filter_stats_size"], log=log)
+    durations["route_filter"] = time.perf_counter() - t
 
     t = time.perf_counter()
     result["pipeline"] = _pipeline(main_bundle, map_dir, names[0], cfg, log)

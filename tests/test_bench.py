@@ -267,7 +267,8 @@ def test_claims_read_measured_keys(bench_run):
     r = bench_run["result"]
     ids = [c["id"] for c in r["claims"]]
     assert ids == ["descriptor_size", "faster_matching", "ann_viable", "city_scale", "faster_inference",
-                   "real_time_nano", "int8_cpu_encoder", "sequence_length_robust", "live_view_overhead"]
+                   "real_time_nano", "int8_cpu_encoder", "sequence_length_robust", "route_filter_cost",
+                   "live_view_overhead"]
     for c in r["claims"]:
         assert c["value"] == pytest.approx(float(claims.lookup(r, c["key"])))
         for name, key in c["related_keys"].items():

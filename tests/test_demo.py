@@ -46,3 +46,18 @@ def test_demo_recall_equals_the_offline_evaluation_of_the_same_passes(demo):
     offline = json.loads(open(report).read())
     assert offline["queries"]["evaluated"] == demo["summary"]["recall"]["exact"]["evaluated"]
     assert offline["results"]["exact"]["recall"] == pytest.approx(demo["summary"]["recall"]["exact"]["recall"])
+
+
+def test_demo_reports_the_route_filter_on_both_passes(demo):
+    f = demo["summary"]["filter"]
+    assert "Route filter on the streamed query pass" in demo["output"]
+    assert "Route filter on a query pass that leaves the map" in demo["output"]
+    windows = demo["summary"]["run"]["frames"] - demo["summary"]["seq_len"] + 1
+    assert f["query"]["evaluated"] + f["query"]["off_map"] == windows
+    assert f["query"]["raw_recall_at_1"] == pytest.approx(demo["summary"]["recall"]["hnsw"]["recall"]["1"])
+    assert f["excursions"]["off_map"] > 0  # its detour left the map
+    assert sum(f["query"]["states"].values()) == windows
+    for path in f["plots"]:
+        with open(path, "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert len(f["plots"]) == 4

@@ -140,10 +140,14 @@ def test_page_status_map_and_frame_reflect_the_latest_result(view, stream, route
     last, image = stream[-1]
     s = get_json(view.port, "/status.json")
     assert s["frames"] == len(stream) and s["result"]["frame"] == last.frame_index
-    assert s["estimate"] == {"seq_id": last.best.seq_id, "position": last.best.position, "confidence": None,
-                             "state": "raw", "source": "raw match"}
+    # the runtime runs the route filter: the view shows its estimate, and the trail follows it
+    assert last.estimate is not None
+    assert s["estimate"] == dict(last.estimate.to_dict(), source="filter")
     assert s["result"]["match"]["seq_id"] == last.best.seq_id and len(s["result"]["top_k"]) == 3
-    assert s["trail"][-1] == last.best.position and len(s["trail"]) == len(stream)
+    # partial windows (no estimate yet) place the raw match, later ones the estimate
+    where = [(r.estimate.position if r.estimate is not None else r.best.position if r.best is not None else None)
+             for r, _ in stream]
+    assert s["trail"] == [list(p) for p in where if p is not None] and s["trail"][-1] == last.estimate.position
     assert STAGES <= set(s["latency_ms"]) and s["fps"] > 0 and s["info"] == {"backend": "onnxruntime"}
     assert (s["viewers"], s["max_viewers"], s["ended"]) == (0, 2, False)
 
@@ -357,23 +361,21 @@ def test_close_ends_every_thread_and_frees_the_port(route, stream):
 
 
 def test_the_route_filters_estimate_is_shown_when_the_result_has_one(stream):
-    class Filtered(Result):  # the field the route filter adds to Result
-        __slots__ = ("estimate",)
+    from jist_edge.pipeline.route_filter import Estimate
 
-    raw = stream[-1][0]
-    result = Filtered(raw.frame_index, raw.timestamp, raw.partial, raw.window_size, raw.matches, raw.latency,
-                      raw.descriptor)
-    result.estimate = {"seq_id": 7, "position": np.array([1.5, float("nan")]), "confidence": 0.25,
-                       "state": "tracking"}
+    last = stream[-1][0]
+    result = Result(last.frame_index, last.timestamp, last.partial, last.window_size, last.matches, last.latency,
+                    last.descriptor)
+    assert estimate_of(result)["source"] == "raw match"  # no filter (run --no-filter): the raw match
+    result.estimate = Estimate(7, [1.5, float("nan")], 0.25, "tracking")
     assert estimate_of(result) == {"seq_id": 7, "position": None, "confidence": 0.25, "state": "tracking",
                                    "source": "filter"}
-    result.estimate = {"seq_id": 7, "position": [1.5, 2.5], "confidence": 0.25, "state": "tracking"}
+    result.estimate = Estimate(7, [1.5, 2.5], 0.25, "tracking")
     with WebView("127.0.0.1", 0).start() as view:
         view(result, stream[-1][1])
         s = get_json(view.port, "/status.json")
     assert s["estimate"]["position"] == [1.5, 2.5] and s["estimate"]["state"] == "tracking"
     assert s["trail"] == [[1.5, 2.5]]  # the trail follows the filter, not the raw match
-    assert estimate_of(raw)["source"] == "raw match"
 
 
 def test_finite_makes_json_browsers_accept():

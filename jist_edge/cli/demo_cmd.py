@@ -8,6 +8,7 @@ import numpy as np
 
 from jist_edge import workspace
 from jist_edge.cli.common import FiniteFloatRange, echo_table, warn, workspace_option
+from jist_edge.cli.demo_filter import filter_step, print_filter_step, synthesize_excursions
 from jist_edge.cli.serve_option import DEMO_HELP, open_view, serve_option, serve_until_interrupted
 from jist_edge.errors import JistEdgeError
 from jist_edge.outputs import check_writable
@@ -40,9 +41,11 @@ def claim_demo_folder(out: str, force: bool) -> str:
     real = resolve_link(out, "--output")
     made_here = OutputKind("demo folder", DEMO_MARKER, lambda m: True, lambda m: []).read(real) is not None
     if os.path.isdir(real) and os.listdir(real) and not made_here and not force:
-        raise JistEdgeError("--output {} is not empty and was not made by `jist-edge demo`; its model/, map/ and "
-                            "route/ would be replaced: choose another folder or pass --force".format(out))
-    for name, kind in (("route", ROUTE_OUTPUT), ("model", BUNDLE_OUTPUT), ("map", MAP_OUTPUT)):
+        raise JistEdgeError("--output {} is not empty and was not made by `jist-edge demo`; its model/, map/, "
+                            "route/ and route-excursions/ would be replaced: choose another folder or pass "
+                            "--force".format(out))
+    for name, kind in (("route", ROUTE_OUTPUT), ("route-excursions", ROUTE_OUTPUT), ("model", BUNDLE_OUTPUT),
+                       ("map", MAP_OUTPUT)):
         claim_folder(os.path.join(real, name), kind, True, option="--output")
     write_bytes_atomic(os.path.join(real, DEMO_MARKER), b"made by jist-edge demo\n")
     return real
@@ -103,7 +106,7 @@ def _demo(out: str, export_bundle, checkpoint, frames, img_size, seq_len, backen
 
     summary = {"output": out, "random_init": checkpoint is None}  # type: Dict[str, Any]
 
-    data, query_frames = _synthesize(out, frames, img_size, seed)
+    data, query_frames, excursions = _synthesize(out, frames, img_size, seed)
     t = _step(2, STEPS, "exporting the model ({})".format(
         "checkpoint " + checkpoint if checkpoint else "RANDOM weights, seed {}".format(seed)))
     if checkpoint is None:
@@ -116,6 +119,9 @@ def _demo(out: str, export_bundle, checkpoint, frames, img_size, seq_len, backen
     streamed, run, encoder, encoder_frames = _stream_queries(bundle, place_map, data["queries"], query_frames, backend,
                                                              view)
     scores = _score(place_map, streamed, data["queries_positions"], threshold)
+    t = _step(6, STEPS, "route filter: raw vs filtered, on the query pass and on a pass that leaves the map")
+    filtered = filter_step(bundle, place_map, streamed, streamed.pop("setup"), data, excursions, threshold, out)
+    _done(t)
 
     summary.update({"bundle_id": bundle.bundle_id, "img_size": list(img_size), "seq_len": seq_len,
                     "map_sequences": place_map.count, "encoder": encoder, "run": run,
@@ -125,6 +131,7 @@ def _demo(out: str, export_bundle, checkpoint, frames, img_size, seq_len, backen
                     "top1_agreement_hnsw_exact": scores["top1_agreement_hnsw_exact"],
                     "encoder_frames": encoder_frames})
     _print_report(summary, len(streamed["windows"]), checkpoint is None)
+    summary["filter"] = print_filter_step(filtered)
     click.echo("\nFiles: {}   Next: jist-edge run --model {} --map {} --video {}".format(
         out, bundle.path, place_map.path, data["queries"]))
     if json_path:
@@ -132,7 +139,7 @@ def _demo(out: str, export_bundle, checkpoint, frames, img_size, seq_len, backen
         click.echo("summary JSON: {}".format(json_path))
 
 
-STEPS = 5
+STEPS = 6
 
 
 def _synthesize(out: str, frames: int, img_size: Any, seed: int):
@@ -142,10 +149,12 @@ def _synthesize(out: str, frames: int, img_size: Any, seed: int):
     t = _step(1, STEPS, "synthesizing a street route: a database pass and a query pass (MJPG videos + positions)")
     data = make_route_dataset(os.path.join(out, "route"), frames=frames, size=tuple(img_size), seed=seed,
                               as_video=True)
+    excursions = synthesize_excursions(out, frames, img_size, seed)
     with open_source(data["queries"]) as probe:
         query_frames = probe.frame_count
-    _done(t, "{} database frames, {} query frames".format(frames, query_frames))
-    return data, query_frames
+    _done(t, "{} database frames, {} query frames; a second query pass with a detour and kidnaps".format(
+        frames, query_frames))
+    return data, query_frames, excursions
 
 
 def _build_map(bundle: Any, data: Dict[str, Any], out: str, seq_len: int) -> Any:
@@ -169,7 +178,7 @@ def _stream_queries(bundle: Any, place_map: Any, queries: str, query_frames: int
     if view is not None:
         view.set_map(place_map, dict(loc.describe(), source=queries, random_init=bundle.random_init))
     stats = RunStats()
-    streamed = {"windows": [], "ids": [], "descriptors": []}  # type: Dict[str, List[Any]]
+    streamed = {"windows": [], "ids": [], "descriptors": [], "raw_dists": [], "estimates": []}  # type: Dict[str, Any]
     emitted = []  # type: List[int]
     try:
         with click.progressbar(length=query_frames, label="      frames", show_pos=True) as bar:
@@ -182,9 +191,14 @@ def _stream_queries(bundle: Any, place_map: Any, queries: str, query_frames: int
                     streamed["windows"].append(emitted[-place_map.seq_len:])
                     streamed["ids"].append([m.seq_id for m in result.matches])
                     streamed["descriptors"].append(result.descriptor)
+                    streamed["raw_dists"].append(result.best.distance)
+                    streamed["estimates"].append(result.estimate)
+                    streamed.setdefault("filter_ms", []).append(result.latency["filter"])
                 bar.update(1)
         encoder = loc.encoder.describe()
         encoder_frames = loc.encoder.frames
+        streamed["setup"] = dict(loc.tracker.describe(), method=loc.matcher.method,
+                                 ms_per_query=round(float(np.mean(streamed.pop("filter_ms") or [0.0])), 4))
     finally:
         loc.close()
     run = stats.summary()

@@ -39,12 +39,16 @@ def parse_recalls(values, extra) -> list:
 @click.option("--exact", is_flag=True, help="Exact search only (default: hnswlib and exact side by side).")
 @click.option("--ef", type=click.IntRange(1), default=None, help="hnswlib search ef [default: the matcher's].")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1), help="Frames per encoder call.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the report here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the report here (with one row per query when the route filter runs).")
+@click.option("--no-filter", "no_filter", is_flag=True, help="Raw recall only, without the route filter.")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None,
+              help="Write PNGs here: precision-recall curves and the route (needs matplotlib).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @workspace_option
 @click.pass_context
 def command(ctx, model, database, queries, database_positions, query_positions, seq_len, threshold, recall, exact, ef,
-            batch_size, json_path, quiet, workspace_path):
+            batch_size, json_path, no_filter, plot_dir, quiet, workspace_path):
     """Recall@N of a query pass against a database pass (the JIST paper's protocol).
 
     Both passes become sliding windows of L frames. A database sequence is a positive
@@ -66,13 +70,17 @@ def command(ctx, model, database, queries, database_positions, query_positions, 
             raise JistEdgeError("{} not found: {}".format(option, path))
     if json_path:
         json_path = check_writable(json_path, "--json")  # refused now, not after the evaluation
+    if plot_dir and no_filter:
+        raise click.UsageError("--plot draws the route filter's results: drop --no-filter")
+    if plot_dir and os.path.exists(plot_dir) and not os.path.isdir(plot_dir):
+        raise JistEdgeError("--plot {} exists and is not a folder".format(plot_dir))
     bundle = load_bundle(model_path(model, workspace_path))
     progress = FrameProgress("encoding", enabled=not quiet)
     try:
         report = evaluate(bundle, database, queries, seq_len=seq_len, threshold=threshold, recalls=recalls,
                           methods=("exact",) if exact else ("hnsw", "exact"), ef=ef, batch_size=batch_size,
                           database_positions=database_positions, query_positions=query_positions,
-                          progress=progress)
+                          progress=progress, route_filter=not no_filter)
     finally:
         progress.close()
     q = report["queries"]
@@ -89,6 +97,15 @@ def command(ctx, model, database, queries, database_positions, query_positions, 
     if "top1_agreement_hnsw_exact" in report:
         click.echo("hnswlib top-1 agrees with exact search on {:.2f}% of queries".format(
             100.0 * report["top1_agreement_hnsw_exact"]))
+    if "filter" in report:
+        from jist_edge.cli.filter_report import print_comparison
+
+        print_comparison(report["filter"], click.echo)
     if json_path:
         write_json_atomic(json_path, report)
         click.echo("report written: {}".format(json_path))
+    if plot_dir:
+        from jist_edge.maps.eval_plots import write_plots
+
+        for path in write_plots(report, plot_dir):
+            click.echo("plot written: {}".format(path))

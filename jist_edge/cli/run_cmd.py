@@ -66,11 +66,14 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @click.option("--full-frame", is_flag=True,
               help="csi://: hand over full-size frames (e.g. for --display) instead of letting nvvidconv "
                    "scale them to the model's input size in hardware.")
+@click.option("--no-filter", "no_filter", is_flag=True,
+              help="Raw matches only: no route filter and no \"estimate\" in the JSON lines.")
 @click.option("--quiet", is_flag=True, help="No status line and no summary.")
 @serve_option(RUN_HELP)
 @workspace_option
 def command(model, map_dir, camera, video, images, top_k, output, display, max_frames, backend, precision, no_build,
-            ef, exact, realtime, max_retries, width, height, fps, flip, full_frame, quiet, serve, workspace_path):
+            ef, exact, realtime, max_retries, width, height, fps, flip, full_frame, no_filter, quiet, serve,
+            workspace_path):
     """Localize every frame of a camera, stream, video or image folder against a map.
 
     One JSON line per frame (match, position, per-stage latency, drops) goes to
@@ -83,7 +86,7 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     uri = source_uri(camera, video, images)
     model, map_dir = resolve_model_and_map(model, map_dir, workspace_path)
     loc = Localizer.open(model, map_dir, backend=backend, top_k=top_k, ef=ef, exact=exact, precision=precision,
-                         no_build=no_build, cache_dir=workspace.engine_dir(workspace_path))
+                         no_build=no_build, cache_dir=workspace.engine_dir(workspace_path), route_filter=not no_filter)
     info = loc.describe()
     json_to_stdout = output is None and not sys.stdout.isatty()
     log = (lambda msg: click.echo(msg, err=True)) if json_to_stdout else click.echo
@@ -93,6 +96,8 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
             info["map_sequences"], "  [RANDOM WEIGHTS: pipeline demo only]" if loc.bundle.random_init else ""))
         if info.get("precision_note"):
             log("  " + info["precision_note"])
+        if loc.tracker is not None and not loc.tracker.filter.has_positions:
+            log("route filter: the map has no positions; estimates are place indices without a position")
     stats = RunStats()
     sinks = view = None
     failed = None  # type: Optional[OutputFailed]

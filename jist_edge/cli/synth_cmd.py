@@ -12,6 +12,7 @@ from jist_edge.errors import JistEdgeError
 from jist_edge.fileio import kept_note
 from jist_edge.locks import output_lock
 from jist_edge.outputs import claim_folder
+from jist_edge.synth.excursions import DETOUR_OFFSET_M
 from jist_edge.synth.traversal import (DATABASE_SPACING_M, QUERY_OFFSET_M, QUERY_SPEED_RATIO, ROUTE_OUTPUT,
                                        frames_that_fit, make_route_dataset)
 from jist_edge.write_errors import write_failure
@@ -45,13 +46,19 @@ files with frame,easting,northing CSVs instead.
 @click.option("--seed", type=int, default=0, show_default=True, help="Route and condition seed.")
 @click.option("--video", is_flag=True, help="Write database.avi/queries.avi (MJPG) plus positions CSVs.")
 @click.option("--fps", type=FiniteFloatRange(1.0, 240.0), default=10.0, show_default=True, help="Video frame rate.")
+@click.option("--detour", is_flag=True,
+              help="The query pass leaves the map: a stretch of other streets, {:g} m to the side, then back "
+                   "onto the route.".format(DETOUR_OFFSET_M))
+@click.option("--kidnap", "kidnaps", type=click.IntRange(0, 20), default=0, show_default=True, metavar="N",
+              help="The query pass jumps N times to another part of the route.")
 @click.option("--force", is_flag=True, hidden=True,
               help="Kept for old scripts: an earlier synthetic route is replaced anyway, anything else never.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @workspace_option
 def command(output: Optional[str], frames: Optional[int], length_m: Optional[float], spacing_m: float,
             query_spacing_m: Optional[float], query_offset_m: float, img_size: Tuple[int, int], seed: int,
-            video: bool, fps: float, force: bool, as_json: bool, workspace_path: Optional[str]) -> None:
+            video: bool, fps: float, detour: bool, kidnaps: int, force: bool, as_json: bool,
+            workspace_path: Optional[str]) -> None:
     if frames is not None and length_m is not None:
         raise JistEdgeError("give --frames or --length, not both")
     if length_m is not None:
@@ -74,7 +81,8 @@ def command(output: Optional[str], frames: Optional[int], length_m: Optional[flo
             try:
                 paths = make_route_dataset(out_dir, frames=frames, size=tuple(img_size), seed=seed, as_video=video,
                                            spacing_m=spacing_m, query_spacing_m=query_spacing_m,
-                                           query_offset_m=query_offset_m, fps=fps, progress=bar.update)
+                                           query_offset_m=query_offset_m, fps=fps, progress=bar.update,
+                                           detour=detour, kidnaps=kidnaps)
             except OSError as exc:  # disk full: name the folder and the cause, say what was kept
                 raise write_failure(out_dir, exc, kept)
     with open(paths["manifest"], "r", encoding="utf-8") as handle:
@@ -88,7 +96,8 @@ def command(output: Optional[str], frames: Optional[int], length_m: Optional[flo
         "database": {"frames": manifest["database"]["frames"], "spacing_m": spacing_m, "path": paths["database"],
                      "positions": paths["database_positions"]},
         "queries": {"frames": manifest["queries"]["frames"], "spacing_m": query_spacing_m,
-                    "start_m": query_offset_m, "path": paths["queries"], "positions": paths["queries_positions"]},
+                    "start_m": query_offset_m, "path": paths["queries"], "positions": paths["queries_positions"],
+                    "events": manifest["queries"].get("events", [])},
     }
     if as_json:
         echo_json(summary)
@@ -100,4 +109,6 @@ def command(output: Optional[str], frames: Optional[int], length_m: Optional[flo
         part = summary[key]
         rows.append([key, part["frames"], part["spacing_m"], part["path"]] + ([part["positions"]] if video else []))
     echo_table(["pass", "frames", "spacing_m", "path"] + (["positions"] if video else []), rows)
+    for event in summary["queries"]["events"]:
+        click.echo("query pass: {} at frame {}".format(event["kind"], event["frame"]))
 

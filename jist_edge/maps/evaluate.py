@@ -87,13 +87,9 @@ def recall_at(predictions: np.ndarray, positives: Sequence[np.ndarray], db_seq_f
     return out
 
 
-def score_stream(place_map: PlaceMap, windows: Sequence[Sequence[int]], streamed_ids: np.ndarray,
-                 descriptors: np.ndarray, query_positions: Dict[int, Sequence[float]], threshold: float,
-                 recalls: Sequence[int] = DEFAULT_RECALLS) -> Dict[str, Any]:
-    """Recall@N of a live run, as streamed (hnswlib) and by exact search over the same sequence descriptors.
-
-    ``windows``: per full window, the frame indices it pooled; ``streamed_ids``: the ids the
-    run returned per window (best first); ``query_positions``: frame index -> (e, n)."""
+def window_table(windows: Sequence[Sequence[int]], query_positions: Dict[int, Sequence[float]]):
+    """A streamed pass as a frame table: its frame indices (sorted), their positions (NaN when
+    unknown) and each window's rows into them."""
     frames = sorted(set(int(i) for w in windows for i in w))
     row_of = {idx: row for row, idx in enumerate(frames)}
     q_pos = np.full((len(frames), 2), np.nan)
@@ -101,6 +97,17 @@ def score_stream(place_map: PlaceMap, windows: Sequence[Sequence[int]], streamed
         if idx in query_positions:
             q_pos[row] = query_positions[idx]
     q_rows = np.array([[row_of[int(i)] for i in w] for w in windows], dtype=np.int64)
+    return frames, q_pos, q_rows
+
+
+def score_stream(place_map: PlaceMap, windows: Sequence[Sequence[int]], streamed_ids: np.ndarray,
+                 descriptors: np.ndarray, query_positions: Dict[int, Sequence[float]], threshold: float,
+                 recalls: Sequence[int] = DEFAULT_RECALLS) -> Dict[str, Any]:
+    """Recall@N of a live run, as streamed (hnswlib) and by exact search over the same sequence descriptors.
+
+    ``windows``: per full window, the frame indices it pooled; ``streamed_ids``: the ids the
+    run returned per window (best first); ``query_positions``: frame index -> (e, n)."""
+    _, q_pos, q_rows = window_table(windows, query_positions)
     positives, valid = query_positives(q_pos, q_rows, place_map.frames.positions, threshold)
     streamed_ids = np.asarray(streamed_ids, dtype=np.int64)
     exact_ids, _ = Matcher(place_map, exact=True).query(np.asarray(descriptors, dtype=np.float32),
@@ -151,6 +158,8 @@ def evaluate(
     query_positions: Any = None,
     encoder: Any = None,
     progress: Any = None,
+    route_filter: bool = True,
+    filter_params: Any = None,
 ) -> Dict[str, Any]:
     """Run the paper's protocol; returns a JSON-ready report.
 
@@ -178,7 +187,14 @@ def evaluate(
         q_route = queries if isinstance(queries, EncodedRoute) else encode_route(
             bundle, queries, positions=query_positions, **common)
         _check_positions(q_route, "queries")
-        return _score(bundle, place_map, q_route, seq_len, float(threshold), recalls, methods, ef)
+        report = _score(bundle, place_map, q_route, seq_len, float(threshold), recalls, methods, ef)
+        if route_filter:
+            from jist_edge.maps.localization import evaluate_route_filter
+
+            report["filter"], report["per_query"] = evaluate_route_filter(
+                bundle, place_map, q_route, seq_len, float(threshold), "hnsw" if "hnsw" in methods else "exact", ef,
+                filter_params)
+        return report
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         if own:

@@ -43,6 +43,7 @@ FORMAT_VERSION = 2  # 2: several drives and/or an index kind other than hnsw (an
 SPACE = "l2"
 MANIFEST_FILE = "manifest.json"
 INDEX_FILE = "index.hnsw"
+STATS_FILE = "distance_stats.json"  # jist_edge.maps.distance_stats; listed (and checked) when present
 SEQUENCES_FILE = "sequences.npy"
 FRAME_DESCRIPTORS_FILE = "frame_descriptors.npy"
 FRAME_POSITIONS_FILE = "frame_positions.npy"
@@ -345,14 +346,18 @@ def write_map(
     stored = _stored_sequences(sequences, (seq_frames.shape[0], frame_descriptors.shape[1]),
                                fp16 or index_kinds.kind_of(meta) == index_kinds.HNSW_PCA)
     manifest = _manifest(bundle, frames, seq_len, stored, drives, meta)
-    writers = _index_writers(stored, meta) + _table_writers(stored, frame_descriptors, frames, seq_frames)
+    built = {}  # type: Dict[str, Any]
+    writers = _index_writers(stored, meta, built) + _table_writers(stored, frame_descriptors, frames, seq_frames)
+    bounds = drive_layout.bounds([d["frames"] for d in drives], seq_len)
+    writers.append((STATS_FILE, lambda p: write_json_atomic(p, distance_stats(
+        stored, bounds, frames.positions, seq_frames, seq_len, built["search"]))))
     with output_lock(out_dir, "map output"):
         out_dir = refuse_overwrite(out_dir, force)
         kept = kept_note(out_dir, "map")
         with staged_directory(out_dir) as stage:
             for name, write in writers:
                 write_staged(write, stage, out_dir, name, kept)
-            manifest["files"] = {name: file_record(os.path.join(stage, name)) for name in data_files(manifest)}
+            manifest["files"] = {name: file_record(os.path.join(stage, name)) for name, _ in writers}
             manifest["manifest_sha256"] = manifest_digest(manifest)
             write_staged(lambda p: write_json_atomic(p, manifest), stage, out_dir, MANIFEST_FILE, kept)
     return load_map(out_dir, bundle)
@@ -407,17 +412,28 @@ def _bundle_entry(bundle: Any) -> Dict[str, Any]:
     }
 
 
-def _index_writers(stored: np.ndarray, meta: Dict[str, Any]) -> List[Tuple[str, Callable[[str], None]]]:
+def _index_writers(stored: np.ndarray, meta: Dict[str, Any],
+                   built: Dict[str, Any]) -> List[Tuple[str, Callable[[str], None]]]:
     """(file, write(path)) for the index over exactly the vectors a reader gets from sequences.npy
-    (projected for hnsw-pca)."""
+    (projected for hnsw-pca). Once written, ``built["search"]`` searches it as the matcher will."""
     vectors = stored.astype(np.float32)
     writers = []  # type: List[Tuple[str, Callable[[str], None]]]
+    projection = None
     if index_kinds.kind_of(meta) == index_kinds.HNSW_PCA:
         projection = index_kinds.fit_projection(vectors, int(meta["reduced_dim"]))
         writers.append((index_kinds.PROJECTION_FILE, lambda p: np.save(p, projection, allow_pickle=False)))
-        vectors = index_kinds.project(vectors, projection)
-    writers.append((INDEX_FILE, lambda p: _save_index(
-        build_hnsw(vectors, meta["M"], meta["ef_construction"], meta["random_seed"]), p)))
+
+    def index_file(path: str) -> None:
+        if projection is None:
+            index = build_hnsw(vectors, meta["M"], meta["ef_construction"], meta["random_seed"])
+            built["search"] = index_kinds.HnswSearch(index)
+        else:
+            index = build_hnsw(index_kinds.project(vectors, projection), meta["M"], meta["ef_construction"],
+                               meta["random_seed"])
+            built["search"] = index_kinds.ReducedSearch(index, projection, stored, int(meta["rerank"]))
+        _save_index(index, path)
+
+    writers.append((INDEX_FILE, index_file))
     return writers
 
 
@@ -433,6 +449,16 @@ def _table_writers(stored: np.ndarray, frame_descriptors: np.ndarray, frames: Fr
          lambda p: np.save(p, centre_positions(frames.positions, seq_frames), allow_pickle=False)),
         (FRAME_INFO_FILE, lambda p: write_json_atomic(p, frames.to_json())),
     ]
+
+
+def distance_stats(stored: np.ndarray, bounds: np.ndarray, frame_positions: np.ndarray, seq_frames: np.ndarray,
+                   seq_len: int, search: Any) -> Dict[str, Any]:
+    """The route filter's distance statistics of a new map (jist_edge.maps.distance_stats)."""
+    from jist_edge.maps.distance_stats import compute_distance_stats
+
+    count = stored.shape[0]
+    return compute_distance_stats(stored.astype(np.float32), bounds, seq_len, frame_positions, seq_frames,
+                                  search if count > 2000 else None)
 
 
 def data_files(manifest: Dict[str, Any]) -> Tuple[str, ...]:

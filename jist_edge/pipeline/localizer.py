@@ -47,7 +47,7 @@ class Result(object):
     """What the pipeline says about one frame."""
 
     __slots__ = ("frame_index", "timestamp", "partial", "window_size", "matches", "latency", "dropped", "skipped",
-                 "descriptor", "name")
+                 "descriptor", "name", "estimate")
 
     def __init__(self, frame_index: int, timestamp: float, partial: bool, window_size: int, matches: List[Match],
                  latency: Dict[str, float], descriptor: np.ndarray, dropped: int = 0, skipped: int = 0,
@@ -62,6 +62,7 @@ class Result(object):
         self.dropped = dropped
         self.skipped = skipped
         self.name = name
+        self.estimate = None  # type: Any  # the route filter's Estimate, when the filter runs
 
     @property
     def best(self) -> Optional[Match]:
@@ -69,7 +70,7 @@ class Result(object):
 
     def to_dict(self) -> Dict[str, Any]:
         """The JSON line `jist-edge run` writes per frame."""
-        return {
+        out = {
             "frame": self.frame_index,
             "timestamp": self.timestamp,
             "name": self.name,
@@ -81,6 +82,9 @@ class Result(object):
             "dropped": self.dropped,
             "skipped": self.skipped,
         }
+        if self.estimate is not None:
+            out["estimate"] = self.estimate.to_dict()
+        return out
 
 
 class Localizer(object):
@@ -88,7 +92,8 @@ class Localizer(object):
 
     def __init__(self, bundle: Bundle, place_map: Any, backend: str = "auto", top_k: int = 1,
                  ef: Optional[int] = None, exact: bool = False, encoder: Optional[EncoderBackend] = None,
-                 seq_len: Optional[int] = None, **backend_options: Any) -> None:
+                 seq_len: Optional[int] = None, route_filter: bool = True, filter_params: Any = None,
+                 **backend_options: Any) -> None:
         from jist_edge.maps.store import check_bundle
         from jist_edge.pipeline.matcher import Matcher
 
@@ -101,6 +106,11 @@ class Localizer(object):
         self.matcher = Matcher(place_map, ef=ef, exact=exact)
         self.seq_len = _whole_number("seq_len", place_map.seq_len if seq_len is None else seq_len)
         self.ring = DescriptorRing(self.seq_len, bundle.dim)
+        self.tracker = None  # type: Any  # the route filter beside the raw match (jist_edge.pipeline.tracker)
+        if route_filter:
+            from jist_edge.pipeline.tracker import RouteTracker
+
+            self.tracker = RouteTracker(place_map, self.matcher, filter_params)
         self.bad_frames = 0  # frames the source delivered but preprocessing refused (BadFrame)
         self.source_skipped = 0  # frames the last streamed source could not deliver (unreadable files/frames)
         self.last_image = None  # type: Optional[np.ndarray]
@@ -120,8 +130,10 @@ class Localizer(object):
         return cls(bundle, load_map(os.path.expanduser(map_dir), bundle=bundle), **options)
 
     def reset(self) -> None:
-        """Forget the window (e.g. after a long gap in the stream)."""
+        """Forget the window and where the route filter thought we were (e.g. after a long gap)."""
         self.ring.clear()
+        if self.tracker is not None:
+            self.tracker.reset()
 
     def process(self, image_bgr: np.ndarray, frame_index: int = 0, timestamp: Optional[float] = None,
                 capture_wait: float = 0.0, dropped: int = 0, name: Optional[str] = None) -> Result:
@@ -142,16 +154,33 @@ class Localizer(object):
         ids, dists = self.matcher.query(pooled[None], k=self.top_k)
         matches = self._matches(ids[0], dists[0])
         t4 = time.perf_counter()
+        stamp = time.time() if timestamp is None else timestamp
+        estimate = self._estimate(pooled, stamp)
+        t5 = time.perf_counter()
         latency = {
             "capture_wait": capture_wait * 1e3,
             "preprocess": (t1 - t0) * 1e3,
             "encode": (t2 - t1) * 1e3,
             "seqgem": (t3 - t2) * 1e3,
             "match": (t4 - t3) * 1e3,
-            "total": (t4 - t0) * 1e3,
         }
-        return Result(frame_index, time.time() if timestamp is None else timestamp, not self.ring.full,
-                      len(self.ring), matches, latency, pooled, dropped, self.bad_frames, name)
+        if self.tracker is not None:
+            latency["filter"] = (t5 - t4) * 1e3
+        latency["total"] = (t5 - t0) * 1e3
+        result = Result(frame_index, stamp, not self.ring.full, len(self.ring), matches, latency, pooled, dropped,
+                        self.bad_frames, name)
+        result.estimate = estimate
+        return result
+
+    def _estimate(self, pooled: np.ndarray, timestamp: float) -> Any:
+        """The route filter's estimate; it sees full windows only (as the map holds them)."""
+        if self.tracker is None:
+            return None
+        if not self.ring.full:
+            from jist_edge.pipeline.route_filter import Estimate, INITIALIZING
+
+            return Estimate(None, None, 0.0, INITIALIZING)
+        return self.tracker.step(pooled, timestamp)
 
     def _matches(self, ids: np.ndarray, dists: np.ndarray) -> List[Match]:
         positions = self.place_map.positions_of(ids)
@@ -205,7 +234,8 @@ class Localizer(object):
         info = self.encoder.describe()
         info.update({"bundle": self.bundle.path, "bundle_id": self.bundle.bundle_id, "map": self.place_map.path,
                      "map_sequences": self.place_map.count, "seq_len": self.seq_len,
-                     "matcher": self.matcher.method})
+                     "matcher": self.matcher.method,
+                     "route_filter": self.tracker.describe() if self.tracker is not None else None})
         return info
 
     def close(self) -> None:

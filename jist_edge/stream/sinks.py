@@ -3,7 +3,7 @@ import json
 import os
 import sys
 import time
-from typing import IO, Optional
+from typing import IO, Any, Optional
 
 import numpy as np
 
@@ -44,15 +44,28 @@ class StatusLine(object):
             where = "seq {} d={:.3f}".format(best.seq_id, best.distance)
             if best.position:
                 where += " @ ({:.1f}, {:.1f})".format(best.position[0], best.position[1])
-        line = "frame {:>6}  {:5.1f} FPS  {:6.1f} ms  {}{}  drops {}".format(
+        line = "frame {:>6}  {:5.1f} FPS  {:6.1f} ms  {}{}{}  drops {}".format(
             result.frame_index, fps, result.latency["total"], where, " (partial)" if result.partial else "",
-            result.dropped)
-        self.stream.write("\r" + line[:150].ljust(100))
+            estimate_text(result.estimate, "  | "), result.dropped)
+        self.stream.write("\r" + line[:200].ljust(100))
         self.stream.flush()
 
     def close(self) -> None:
         self.stream.write("\n")
         self.stream.flush()
+
+
+def estimate_text(estimate: Any, prefix: str = "") -> str:
+    """The route filter's estimate in a few words ("" when the filter is off)."""
+    if estimate is None:
+        return ""
+    if estimate.seq_id is None:
+        return prefix + estimate.state
+    where = " @ ({:.1f}, {:.1f})".format(*estimate.position) if estimate.position else ""
+    return "{}{} seq {}{} conf {:.2f}".format(prefix, estimate.state, estimate.seq_id, where, estimate.confidence)
+
+
+STATE_COLOURS = {"tracking": (0, 200, 0), "initializing": (0, 200, 255), "lost": (0, 0, 255)}  # BGR
 
 
 def display_problem() -> Optional[str]:
@@ -87,8 +100,12 @@ class Display(object):
             lines.append("seq {}  d={:.3f}{}".format(best.seq_id, best.distance, "  partial" if result.partial else ""))
             if best.position:
                 lines.append("pos ({:.1f}, {:.1f})".format(best.position[0], best.position[1]))
-        for i, text in enumerate(lines):
-            cv2.putText(canvas, text, (10, 25 + 25 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 0), 2)
+        colours = [(0, 255, 0)] * len(lines)
+        if result.estimate is not None:
+            lines.append(estimate_text(result.estimate))
+            colours.append(STATE_COLOURS.get(result.estimate.state, (255, 255, 255)))
+        for i, (text, colour) in enumerate(zip(lines, colours)):
+            cv2.putText(canvas, text, (10, 25 + 25 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2)
         cv2.imshow(self.WINDOW, canvas)
         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
             self.stopped = True

@@ -211,12 +211,14 @@ ROUTE_OUTPUT = OutputKind(
 def make_route_dataset(out_dir: str, frames: int = 300, size: Tuple[int, int] = (240, 320), seed: int = 0,
                        as_video: bool = False, spacing_m: float = DATABASE_SPACING_M,
                        query_spacing_m: Optional[float] = None, query_offset_m: float = QUERY_OFFSET_M,
-                       fps: float = 10.0, progress: Progress = None) -> Dict[str, Optional[str]]:
+                       fps: float = 10.0, progress: Progress = None, detour: bool = False,
+                       kidnaps: int = 0) -> Dict[str, Optional[str]]:
     """Write a database pass of ``frames`` frames and a query pass of the same route.
 
     ``out_dir`` gets ``database/`` and ``queries/`` image folders (or ``database.avi``
     and ``queries.avi`` with ``.csv`` positions) and ``route.json`` describing both
     passes; the folder is built under a temporary name and swapped in at the end.
+    ``detour``/``kidnaps``: the query pass leaves the map (jist_edge.synth.excursions).
     """
     if frames < 2:
         raise JistEdgeError("a synthetic route needs at least 2 database frames, got {}".format(frames))
@@ -225,6 +227,11 @@ def make_route_dataset(out_dir: str, frames: int = 300, size: Tuple[int, int] = 
     database = make_traversal(route, "database", spacing_m, height, width, seed, count=frames)
     queries = make_traversal(route, "query", query_spacing_m if query_spacing_m else spacing_m * QUERY_SPEED_RATIO,
                              height, width, seed, start_m=query_offset_m)
+    if detour or kidnaps:
+        from jist_edge.synth.excursions import PlannedTraversal, plan_query_pass
+
+        plan = plan_query_pass(route, queries.spacing_m, queries.start_m, detour, kidnaps, seed, database.positions())
+        queries = PlannedTraversal(route, plan, height, width, seed, queries.spacing_m)
     with output_lock(out_dir, "synth output"):
         # an earlier route of ours is replaced, never anything else
         out_dir = claim_folder(out_dir, ROUTE_OUTPUT, True, option="synthetic route folder")

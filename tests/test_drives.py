@@ -16,7 +16,6 @@ from jist_edge.maps.merge import merge_maps
 from jist_edge.maps.store import DATA_FILES, MANIFEST_FILE, load_map
 
 import map_routes
-from video_files import read_all_with_opencv
 
 N1, N2 = 19, 14
 # manifest fields that say when and how fast, not what: the only ones two builds of the same routes differ in

@@ -50,14 +50,16 @@ def command(model: Optional[str], map_dir: Optional[str], backends: Sequence[str
     \b
     Sections: encoder latency per backend and input size; streaming vs re-encoding
     windows (L = 3, 5, 10); sequence length at test time; matching time vs map size
-    (hnswlib at several ef vs exact, 512-D vs 4096-D); per-stage latency, FPS and
-    peak memory of the runtime on an MJPG video; a paper-claims table.
+    (hnswlib at several ef vs exact, 512-D vs 4096-D) and per index kind; encoder
+    precision (FP32 vs CPU INT8); the route filter's cost; per-stage latency, FPS and
+    peak memory of the runtime on an MJPG video; the live view's cost; a memory soak;
+    a paper-claims table.
     Absolute times hold only for this machine; ratios are interleaved and come with
     their spread.
 
     \b
       jist-edge bench --quick                 # smoke test, about a minute
-      jist-edge bench --report bench-report   # full run (about 10 minutes on 2 cores)
+      jist-edge bench --report bench-report   # full run (about 30 minutes on 2 cores, 24 of them the 5,000-frame soak)
     """
     from jist_edge.benchmarks import report, runner
 

@@ -191,6 +191,30 @@ def test_distance_stats_leave_out_the_same_place():
     assert by_index["exclusion"]["rule"] == "places" and by_index["place_spacing_m"] is None
 
 
+def test_distance_stats_search_the_map_as_its_matcher_does_for_either_index_kind():
+    """Maps over 2,000 places take the statistics' neighbours from their own search: hnswlib, or
+    hnsw-pca (reduced graph + exact re-ranking); both must agree with exact search."""
+    from jist_edge.maps import index as index_kinds
+
+    rng = np.random.RandomState(3)
+    n, dim, seq_len = 1500, 32, 5
+    walk = (np.cumsum(rng.normal(0, 0.05, (n, dim)), axis=0) + rng.normal(0, 1, dim)).astype(np.float32)
+    bounds = [0, 700, n]  # two drives
+    projection = index_kinds.fit_projection(walk, 8)
+    searches = {
+        "hnsw": index_kinds.HnswSearch(index_kinds.build_hnsw(walk, 16, 100, 0)),
+        "hnsw-pca": index_kinds.ReducedSearch(index_kinds.build_hnsw(index_kinds.project(walk, projection), 16, 100, 0),
+                                              projection, walk, rerank=64),
+    }
+    exact = compute_distance_stats(walk, bounds, seq_len, k=8, sample=60)
+    for kind, search in searches.items():
+        stats = compute_distance_stats(walk, bounds, seq_len, index=search, k=8, sample=60)
+        assert stats["probes"] == exact["probes"] == 60, kind
+        for key in ("confuser_best", "confuser_kth"):
+            assert stats[key]["p50"] == pytest.approx(exact[key]["p50"], rel=0.02), (kind, key)
+        assert stats["next_place"] == exact["next_place"]  # computed from the rows, not searched
+
+
 def test_status_line_and_window_text_show_the_estimate_and_its_state():
     import io
 

@@ -25,7 +25,8 @@ from video_files import frame_image, write_mjpg_avi
 
 from jist_edge.errors import IntegrityError, JistEdgeError
 from jist_edge.maps.index_check import check_hnsw_index
-from jist_edge.maps.store import build_hnsw, load_map
+from jist_edge.maps.store import load_map
+from jist_edge.maps.write import build_hnsw
 
 import_or_skip("torch")
 

@@ -382,7 +382,8 @@ def big_map(tmp_path_factory, tiny_bundle):
     enough to signal a `map build --from-map` in its write phase."""
     import numpy as np
 
-    from jist_edge.maps.store import FrameTable, write_map
+    from jist_edge.maps.store import FrameTable
+    from jist_edge.maps.write import write_map
     from jist_edge.pipeline.seqgem import sliding_windows
 
     n = 4000

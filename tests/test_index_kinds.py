@@ -11,7 +11,8 @@ from jist_edge.errors import IntegrityError
 from jist_edge.fileio import file_record, sha256_file
 from jist_edge.maps import index as index_kinds
 from jist_edge.maps.index import IndexSpec
-from jist_edge.maps.store import FrameTable, INDEX_FILE, load_map, write_map
+from jist_edge.maps.store import FrameTable, INDEX_FILE, load_map
+from jist_edge.maps.write import write_map
 from jist_edge.pipeline.matcher import Matcher
 from jist_edge.pipeline.seqgem import sliding_windows
 

@@ -8,7 +8,8 @@ import pytest
 
 from jist_edge.errors import IntegrityError, JistEdgeError
 from jist_edge.fileio import sha256_file
-from jist_edge.maps.store import FrameTable, INDEX_FILE, SEQUENCES_FILE, load_map, write_map
+from jist_edge.maps.store import FrameTable, INDEX_FILE, SEQUENCES_FILE, load_map
+from jist_edge.maps.write import write_map
 from jist_edge.pipeline.matcher import Matcher
 from jist_edge.pipeline.seqgem import sliding_windows
 
@@ -159,7 +160,7 @@ def test_existing_folder_needs_force_and_failed_write_keeps_old_map(tiny_bundle,
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr("jist_edge.maps.store.write_json_atomic", disk_full)
+        patch.setattr("jist_edge.maps.write.write_json_atomic", disk_full)
         with pytest.raises(JistEdgeError, match="frame_info.json: disk full; the previous map .* was kept"):
             _write(path, tiny_bundle, seed=1, force=True)
     assert sha256_file(load_map(path).index_path) == old_sha

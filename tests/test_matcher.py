@@ -6,7 +6,8 @@ import pytest
 from optional_imports import import_or_skip
 
 from jist_edge.errors import JistEdgeError
-from jist_edge.maps.store import FrameTable, write_map
+from jist_edge.maps.store import FrameTable
+from jist_edge.maps.write import write_map
 from jist_edge.pipeline.matcher import DEFAULT_EF, ExactSearch, Matcher, exact_sq_l2
 from jist_edge.pipeline.seqgem import sliding_windows
 

@@ -87,7 +87,7 @@ def _build(model: str, drives: Optional[List[Any]], from_map: Optional[str], out
            ray_address: Optional[str], shard_frames: int, force: bool, quiet: bool) -> None:
     from jist_edge.bundle import load_bundle
     from jist_edge.maps.build import build_map, rebuild_map
-    from jist_edge.maps.store import refuse_overwrite
+    from jist_edge.maps.write import refuse_overwrite
 
     bundle = load_bundle(model)
     if index["index_kind"] != HNSW and index["reduced_dim"] > int(bundle.dim):

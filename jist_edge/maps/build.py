@@ -17,7 +17,8 @@ from jist_edge.locks import output_lock
 from jist_edge.maps import drives as drive_layout
 from jist_edge.maps.drives import Drive, as_drives  # noqa: F401  (Drive: for build_map callers)
 from jist_edge.maps.index import AUTO, DEFAULT_RERANK, DEFAULT_REDUCED_DIM, HNSW, IndexSpec
-from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED, FrameTable, PlaceMap, load_map, refuse_overwrite, write_map
+from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED, FrameTable, PlaceMap, load_map
+from jist_edge.maps.write import refuse_overwrite, write_map
 from jist_edge.maps.positions import frame_position, read_positions_frame
 from jist_edge.pipeline.preprocess import Preprocessor
 from jist_edge.pipeline.seqgem import sliding_windows

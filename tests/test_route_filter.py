@@ -232,3 +232,15 @@ def test_status_line_and_window_text_show_the_estimate_and_its_state():
     out = io.StringIO()
     StatusLine(out, every_s=0.0)(result)
     assert "seq 40 d=0.500" in out.getvalue() and "| tracking seq 42" in out.getvalue()
+
+
+def test_map_mean_is_summed_in_blocks_of_a_memory_map(tmp_path):
+    from jist_edge.pipeline.tracker import mean_descriptor
+
+    rng = np.random.RandomState(5)
+    desc = rng.normal(0, 1, (1000, 16)).astype(np.float16)
+    np.save(str(tmp_path / "d.npy"), desc)
+    mapped = np.load(str(tmp_path / "d.npy"), mmap_mode="r")
+    expected = desc.astype(np.float64).mean(axis=0)
+    for block in (1, 7, 1000, 4096):  # blocks that divide the rows, leave a remainder, or hold them all
+        assert np.allclose(mean_descriptor(mapped, block=block), expected, rtol=0, atol=1e-12)

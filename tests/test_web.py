@@ -144,7 +144,7 @@ def test_page_status_map_and_frame_reflect_the_latest_result(view, stream, route
     assert last.estimate is not None
     assert s["estimate"] == dict(last.estimate.to_dict(), source="filter")
     assert s["result"]["match"]["seq_id"] == last.best.seq_id and len(s["result"]["top_k"]) == 3
-    # partial windows (no estimate yet) place the raw match, later ones the estimate
+    # partial windows carry an estimate without a position (initializing): only full ones are placed
     where = [(r.estimate.position if r.estimate is not None else r.best.position if r.best is not None else None)
              for r, _ in stream]
     assert s["trail"] == [list(p) for p in where if p is not None] and s["trail"][-1] == last.estimate.position

@@ -20,6 +20,16 @@ DEFAULT_CENTRE_FRAMES = 50
 RAMP_WINDOWS = 3.0
 
 
+def mean_descriptor(descriptors: Any, block: int = 65536) -> np.ndarray:
+    """The map's mean descriptor, summed in float64 a block of rows at a time: a city-scale map's
+    descriptors are a float16 memory map (1M x 512), which one float64 copy would make 4 GB."""
+    rows = int(descriptors.shape[0])
+    total = np.zeros(descriptors.shape[1], dtype=np.float64)
+    for start in range(0, rows, block):
+        total += np.asarray(descriptors[start:start + block], dtype=np.float64).sum(axis=0)
+    return total / max(rows, 1)
+
+
 class StreamCentre(object):
     """The stream's running mean descriptor (an exponential mean over about ``frames`` windows).
 
@@ -69,8 +79,7 @@ class RouteTracker(object):
                                   radius_m, self.params)
         self.centre = None  # type: Optional[StreamCentre]
         if centre_frames:
-            self.centre = StreamCentre(np.asarray(place_map.descriptors, dtype=np.float64).mean(axis=0),
-                                       centre_frames)
+            self.centre = StreamCentre(mean_descriptor(place_map.descriptors), centre_frames)
 
     def step(self, descriptor: np.ndarray, timestamp: Optional[float] = None) -> Estimate:
         """One full window's sequence descriptor -> the filter's estimate."""

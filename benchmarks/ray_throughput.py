@@ -22,16 +22,9 @@ from jist_edge.maps.build import encode_route
 def measure(bundle: Any, video: str, rounds: int, batch_size: int = 8) -> Dict[str, Any]:
     import ray
 
-    from jist_edge.maps.cluster import RayEncoderPool
+    from jist_edge.maps.cluster import RayEncoderPool, start_local
 
-    for attempt in range(5):  # Ray 2.60's raylet has 30 s to start; a busy machine may need another try
-        try:
-            ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-            break
-        except Exception:
-            ray.shutdown()
-            if attempt == 4:
-                raise
+    start_local(num_cpus=1, attempts=5)
     pool = RayEncoderPool(bundle, batch_size=batch_size, shard_frames=2 * batch_size)
     local = create_encoder(bundle, "onnxruntime")
     try:

@@ -32,16 +32,9 @@ LONG = 900  # frames: long enough to find a worker busy with a shard and kill it
 def local_ray():
     """A local Ray instance with two CPUs (tests using it skip where Ray is not installed)."""
     ray = import_or_skip("ray")
-    # Ray 2.60 gives its raylet a fixed 30 s to register; on a 2-core machine shared by many jobs that can
-    # run out, so a failed start is tried again (twice) before the tests fail
-    for attempt in range(3):
-        try:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-            break
-        except Exception:
-            ray.shutdown()
-            if attempt == 2:
-                raise
+    from jist_edge.maps.cluster import start_local
+
+    start_local(num_cpus=2)
     yield
     ray.shutdown()
 

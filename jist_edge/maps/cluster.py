@@ -39,6 +39,21 @@ def import_ray() -> Any:
     return ray
 
 
+def start_local(num_cpus: int, attempts: int = 3) -> Any:
+    """A local Ray instance with ``num_cpus`` CPUs (tests, benchmarks). Ray 2.60 gives its raylet a
+    fixed 30 s to register, which a busy 2-core machine can miss: a failed start is tried again."""
+    ray = import_ray()
+    for attempt in range(attempts):
+        try:
+            ray.init(num_cpus=int(num_cpus), include_dashboard=False, log_to_driver=False)
+            return ray
+        except Exception:  # Ray raises RuntimeError, ConnectionError, TimeoutError ...
+            ray.shutdown()
+            if attempt == attempts - 1:
+                raise
+    return ray
+
+
 def bundle_payload(bundle: Any) -> Dict[str, Any]:
     """Every file of the bundle folder the manifest lists, plus the manifest, as bytes."""
     from jist_edge.bundle import MANIFEST_FILE

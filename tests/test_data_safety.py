@@ -2,6 +2,7 @@
 leaves existing files byte-identical, one writer per output, staging cleaned up on every exit
 path (Ctrl-C and SIGTERM too), symlinks written through, and disk-full errors that name the
 file. Real bundles, maps, files, signals and `jist-edge` subprocesses; no mocks."""
+import contextlib
 import hashlib
 import json
 import os
@@ -237,22 +238,29 @@ def test_output_lock_is_reentrant_and_names_a_live_holder(tmp_path):
             assert os.path.exists(lock_path(target))
         assert os.path.exists(lock_path(target))
     assert not os.path.exists(lock_path(target))
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\n"
-        "from jist_edge.locks import output_lock\n"
-        "with output_lock(sys.argv[1], 'engine cache'):\n"
-        "    print('held', flush=True)\n"
-        "    time.sleep(600)\n"), target], stdout=subprocess.PIPE, universal_newlines=True, env=ENV)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with _lock_held_by_another_process(target, "engine cache") as holder:
         with pytest.raises(LockedError, match="pid {}".format(holder.pid)):
             with output_lock(target, "engine cache"):
                 pass
+    with output_lock(target, "engine cache"):
+        pass
+
+
+@contextlib.contextmanager
+def _lock_held_by_another_process(path, what):
+    """A process holding ``output_lock(path, what)`` until the block ends (it is killed then)."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from jist_edge.locks import output_lock\n"
+        "with output_lock(sys.argv[1], sys.argv[2]):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(600)\n"), path, what], stdout=subprocess.PIPE, universal_newlines=True, env=ENV)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
     finally:
         holder.kill()
         holder.communicate()
-    with output_lock(target, "engine cache"):
-        pass
 
 
 def test_cpu_int8_install_is_refused_while_another_process_holds_the_engine_cache(tmp_path):
@@ -263,20 +271,10 @@ def test_cpu_int8_install_is_refused_while_another_process_holds_the_engine_cach
     cache = str(tmp_path / "engines")
     model = tmp_path / "q.onnx"
     model.write_bytes(b"not used: the lock is taken before the write")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\n"
-        "from jist_edge.locks import output_lock\n"
-        "with output_lock(sys.argv[1], 'engine cache'):\n"
-        "    print('held', flush=True)\n"
-        "    time.sleep(600)\n"), cache], stdout=subprocess.PIPE, universal_newlines=True, env=ENV)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with _lock_held_by_another_process(cache, "engine cache") as holder:
         with pytest.raises(LockedError, match="pid {}".format(holder.pid)):
             cpu_int8.install(str(model), cache, {}, {"passed": True, "forced": False})
         assert not os.path.exists(os.path.join(cache, "encoder-int8-cpu.onnx"))
-    finally:
-        holder.kill()
-        holder.communicate()
 
 
 # --- 4. the map manifest has its own checksum; map and bundle bound by identity ------------------------

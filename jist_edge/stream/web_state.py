@@ -16,7 +16,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 SCHEMA = "jist-edge-live/1"
-ESTIMATE_KEYS = ("seq_id", "position", "confidence", "state")
 
 
 def _position(value: Any) -> Optional[List[float]]:
@@ -32,11 +31,9 @@ def _position(value: Any) -> Optional[List[float]]:
 
 def estimate_of(result: Any) -> Optional[Dict[str, Any]]:
     """The route filter's estimate when the result carries one, else the raw best match."""
-    est = getattr(result, "estimate", None)
+    est = result.estimate  # pipeline.route_filter.Estimate, None without the filter
     if est is not None:
-        if not isinstance(est, dict):
-            est = est.to_dict() if hasattr(est, "to_dict") else {k: getattr(est, k, None) for k in ESTIMATE_KEYS}
-        out = {k: est.get(k) for k in ESTIMATE_KEYS}
+        out = est.to_dict()
         out["position"] = _position(out["position"])
         out["source"] = "filter"
         return out
@@ -124,11 +121,11 @@ class LiveFeed(object):
     # --- the pipeline thread ------------------------------------------------------------
     def offer(self, result: Any, image: Any) -> None:
         """Keep a reference to the newest result and frame; O(1), never waits for a viewer."""
-        est = getattr(result, "estimate", None)
+        est = result.estimate
         if est is None:
             where = result.best.position if result.best is not None else None
         else:
-            where = est.get("position") if isinstance(est, dict) else getattr(est, "position", None)
+            where = est.position
         now = time.perf_counter()
         with self._wake:
             self._last = (result, image)

@@ -77,7 +77,7 @@ def build(model, images, video, routes, from_map, positions, stride, seq_len, ba
     index = {"index_kind": index_kind, "reduced_dim": reduced_dim, "rerank": rerank, "M": M,
              "ef_construction": ef_construction}
     # one writer per map folder, from the first check to the swap; Ctrl-C says what was kept
-    with output_lock(output, "map output"), keeps_previous("map build", output, "map"):
+    with keeps_previous("map build", output, "map"), output_lock(output, "map output"):
         _build(model_path(model, workspace_path), drives, from_map, output, index, seq_len, stride, batch_size, fp16,
                backend, ray_address, shard_frames, force, quiet)
 
@@ -263,6 +263,6 @@ def merge(maps, output, index_kind, fp16, force):
     from jist_edge.maps.merge import merge_maps
 
     start = time.time()
-    with output_lock(output, "map output"), keeps_previous("map merge", output, "map"):
+    with keeps_previous("map merge", output, "map"), output_lock(output, "map output"):
         place_map = merge_maps(list(maps), output, fp16=fp16, index_kind=index_kind, force=force)
     _print_built(place_map, 0, 0.0, time.time() - start)

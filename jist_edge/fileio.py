@@ -209,6 +209,18 @@ def sweep_leftovers(final_dir: str) -> None:
         shutil.rmtree(os.path.join(parent, n), ignore_errors=True)
 
 
+def scratch_dir(final_dir: str) -> str:
+    """A new scratch folder in ``final_dir``'s own staging area (``.NAME.xxxxxxxx.staging`` beside it):
+    what a writer killed outright leaves there is swept by the next holder of the output's lock, never
+    left in the temp directory. The caller holds that lock and removes the folder when done."""
+    real = os.path.realpath(resolve_link(final_dir))
+    parent = ensure_parent_dir(real)
+    try:
+        return tempfile.mkdtemp(prefix="." + os.path.basename(real) + ".", suffix=".staging", dir=parent)
+    except OSError as exc:
+        raise _cannot_write(final_dir, exc)
+
+
 @contextlib.contextmanager
 def staged_directory(final_dir: str) -> Iterator[str]:
     """Build a directory under a temporary name and swap it in at the end.

@@ -1,7 +1,6 @@
 """jist-edge calibrate [BUNDLE] --calibration DIR|VIDEO ...: INT8 encoders and their fidelity report (host)."""
 import os
 import shutil
-import tempfile
 from typing import Any, Dict, Optional
 
 import click
@@ -52,7 +51,8 @@ def command(bundle: Optional[str], calibration: str, frames: int, seed: int, qdq
     """
     from jist_edge.bundle import load_bundle
     from jist_edge.calibration.dataset import open_calibration_set
-    from jist_edge.fileio import write_json_atomic
+    from jist_edge.fileio import scratch_dir, write_json_atomic
+    from jist_edge.locks import output_lock
     from jist_edge.outputs import check_writable
 
     if qdq_out and not tensorrt_qdq:
@@ -64,15 +64,17 @@ def command(bundle: Optional[str], calibration: str, frames: int, seed: int, qdq
     calib = open_calibration_set(calibration, model, frames=frames, seed=seed)
     click.echo("calibrating on {} of {} frames of {}".format(len(calib), calib.total, calibration), err=True)
     engines = workspace.engine_dir(workspace_path)
-    work = tempfile.mkdtemp(prefix="jist-edge-calibrate-")
-    try:
-        db, q = _route_passes(model, route or calibration, queries, route_frames, seed)  # before the slow part
-        files, result, expected = _quantize(model, calib, engines, work, qdq_out, tensorrt_qdq)
-        result.update(_fidelity(model, db, q, files, fp16, checkpoint))
-        result["queries"] = "second pass {}".format(queries) if queries else "the route re-seen (fidelity.revisit)"
-        installed = _gate_and_install(model, result, files["int8-cpu"], engines, expected, force)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with output_lock(engines, "engine cache"):  # held throughout: its staging area holds the scratch folder
+        work = scratch_dir(engines)  # a calibrate killed outright leaves it for the next writer to sweep
+        try:
+            db, q = _route_passes(model, route or calibration, queries, route_frames, seed)  # before the slow part
+            files, result, expected = _quantize(model, calib, engines, work, qdq_out, tensorrt_qdq)
+            result.update(_fidelity(model, db, q, files, fp16, checkpoint))
+            result["queries"] = ("second pass {}".format(queries) if queries
+                                 else "the route re-seen (fidelity.revisit)")
+            installed = _gate_and_install(model, result, files["int8-cpu"], engines, expected, force)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     _print(result, model.random_init)
     if report:
         write_json_atomic(report, result)
@@ -104,11 +106,11 @@ def _quantize(model: Any, calib: Any, engines: str, work: str, qdq_out: Optional
         result["cpu_int8_quantization"] = int8_model.read_header(current).get("quantization", {})
     else:
         files["int8-cpu"] = os.path.join(work, "encoder-int8-cpu.onnx")
-        info = cpu_int8.quantize_cpu_int8(model, frames, files["int8-cpu"])
+        info = cpu_int8.quantize_cpu_int8(model, frames, files["int8-cpu"], work_dir=work)
         result["cpu_int8_quantization"] = {k: v for k, v in info.items() if k != "path"}
     if tensorrt_qdq:
         files["int8-qdq"] = os.path.abspath(qdq_out) if qdq_out else os.path.join(work, "encoder-qdq.onnx")
-        info = quantize_encoder(model.encoder_path, frames, files["int8-qdq"])
+        info = quantize_encoder(model.encoder_path, frames, files["int8-qdq"], work_dir=work)
         result["qdq"] = {k: v for k, v in info.items() if k != "path"}
         result["qdq"]["path"] = files["int8-qdq"] if qdq_out else None
     return files, result, expected

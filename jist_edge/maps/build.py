@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Unio
 
 import numpy as np
 
+from jist_edge.checked_numbers import check_descriptors
 from jist_edge.errors import BadFrame, JistEdgeError
 from jist_edge.locks import output_lock
 from jist_edge.maps import drives as drive_layout
@@ -39,6 +40,7 @@ def encode_frames(encoder: Any, preprocessor: Preprocessor, frames: Iterable[np.
         out = np.asarray(encoder.encode(preprocessor.batch(batch)), dtype=np.float32)
         if out.shape[0] != len(batch):
             raise JistEdgeError("encoder returned {} descriptors for {} frames".format(out.shape[0], len(batch)))
+        check_descriptors(out, "map build")
         chunks.append(out)
         if progress is not None:
             progress(len(batch))

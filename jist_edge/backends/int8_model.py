@@ -17,6 +17,7 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from jist_edge.backends import int8_signature
 from jist_edge.engines.cache import EngineMismatch, header_path  # the engine's pattern: a .json header beside
 from jist_edge.errors import JistEdgeError
 from jist_edge.fileio import read_json, sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
@@ -95,6 +96,7 @@ def write_model(path: str, data: bytes, expected: Dict[str, Any], fidelity: Dict
     header.update(extra or {})
     header.update({"fidelity": fidelity, "model_sha256": sha256_bytes(data), "model_bytes": len(data),
                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    header["signature"] = int8_signature.sign(header, header["model_sha256"])
     write_bytes_atomic(path, data)
     write_json_atomic(header_path(path), header)
     return header
@@ -117,7 +119,24 @@ def load_model(path: str, expected: Dict[str, Any]) -> Tuple[bytes, Dict[str, An
     if header.get("model_bytes") != len(data) or header.get("model_sha256") != sha256_bytes(data):
         raise Int8Mismatch("CPU INT8 model {} does not match the sha256 in its header (truncated or replaced); "
                            "make it again with {}".format(path, CALIBRATE), ["model_sha256"])
+    check_signed(path, header)
     return data, header
+
+
+def check_signed(path: str, header: Dict[str, Any]) -> None:
+    """The header's fields have their types, and header + model carry this machine's signature."""
+    fidelity = header.get("fidelity")
+    if not isinstance(fidelity, dict) or not isinstance(fidelity.get("passed"), bool):
+        raise Int8Mismatch("CPU INT8 model header {}: field 'fidelity' must be an object with a true/false "
+                           "'passed', not {}; make it again with {}".format(header_path(path), _show(fidelity),
+                                                                           CALIBRATE), ["fidelity"])
+    if "signature" not in header:
+        raise Int8Mismatch("CPU INT8 model header {} is not signed (written by an older jist-edge); make it again "
+                           "with {}".format(header_path(path), CALIBRATE), ["signature"])
+    if not int8_signature.signature_ok(header, str(header.get("model_sha256"))):
+        raise Int8Mismatch("CPU INT8 model header {}: its signature does not match the header and model (edited, "
+                           "replaced, or made on another machine: key {}); make it again with {}".format(
+                               header_path(path), int8_signature.key_path(), CALIBRATE), ["signature"])
 
 
 def is_current(path: str, expected: Dict[str, Any]) -> bool:
@@ -126,10 +145,16 @@ def is_current(path: str, expected: Dict[str, Any]) -> bool:
         header = read_header(path)
     except JistEdgeError:
         return False
-    return not differing_fields(header, expected) and os.path.isfile(path) and \
-        header.get("model_sha256") == sha256_file(path)
+    if differing_fields(header, expected) or not os.path.isfile(path) or header.get("model_sha256") != sha256_file(path):
+        return False
+    try:
+        check_signed(path, header)
+    except JistEdgeError:
+        return False
+    return True
 
 
 def passed(header: Dict[str, Any]) -> bool:
     """The fidelity gate passed (not merely forced): what `--precision best` requires."""
-    return bool((header.get("fidelity") or {}).get("passed"))
+    fidelity = header.get("fidelity")
+    return isinstance(fidelity, dict) and fidelity.get("passed") is True

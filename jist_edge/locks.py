@@ -66,7 +66,11 @@ def output_lock(target: str, what: str = "output") -> Iterator[None]:
     try:  # from here on, Ctrl-C or SIGTERM at any point still removes the lock file
         _HELD[real] = [fd, 1]
         sweep_leftovers(real)  # what writers killed outright left: no one else can be writing it now
-        yield
+        try:
+            yield
+        except BaseException:  # a signal inside mkdtemp leaves a folder no one has a name for: swept here
+            sweep_leftovers(real)
+            raise
     finally:
         _HELD.pop(real, None)
         _release(path, fd)

@@ -84,12 +84,14 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     from jist_edge.pipeline.stats import RunStats
 
     uri = source_uri(camera, video, images)
+    if sys.stdout is None and output is None:  # `run >&-`
+        raise JistEdgeError("stdout is closed and no --output was given: the results would go nowhere")
     model, map_dir = resolve_model_and_map(model, map_dir, workspace_path)
     loc = Localizer.open(model, map_dir, backend=backend, top_k=top_k, ef=ef, exact=exact, precision=precision,
                          no_build=no_build, cache_dir=workspace.engine_dir(workspace_path), route_filter=not no_filter)
     info = loc.describe()
     json_to_stdout = output is None and not sys.stdout.isatty()
-    log = (lambda msg: click.echo(msg, err=True)) if json_to_stdout else click.echo
+    log = (lambda msg: click.echo(msg, err=True)) if json_to_stdout or sys.stdout is None else click.echo
     if not quiet:
         log("jist-edge run: {} encoder{} on {}, map {} ({} sequences){}".format(
             info["backend"], " ({})".format(info["precision"]) if info.get("precision") else "", uri, map_dir,
@@ -168,10 +170,11 @@ class Sinks(object):
                 log("--display skipped: " + problem)
             else:
                 self.viewer = Display()
-        terminal = sys.stderr if json_to_stdout else sys.stdout
-        self.status = StatusLine(terminal) if not quiet and terminal.isatty() else None
+        terminal = sys.stderr if json_to_stdout or sys.stdout is None else sys.stdout
+        self.status = StatusLine(terminal) if not quiet and terminal is not None and terminal.isatty() else None
         self.output = check_writable(output, "--output") if output is not None else None
         self._handle = None  # type: Any
+        self._lock = writer_lock(self.output)  # a second `run --output` to the same file is refused
         self.jsonl = JsonlSink(sys.stdout) if json_to_stdout else None
 
     def __call__(self, result: Any, image: Any) -> bool:
@@ -211,13 +214,36 @@ class Sinks(object):
             self.status.close()
         if self.viewer is not None:
             self.viewer.close()
-        if self._handle is not None:
-            handle, self._handle = self._handle, None
-            try:
-                handle.close()
-            except OSError as exc:
-                failure = self._failure(exc)
-                if isinstance(failure, OutputFailed):
-                    return failure
-                raise failure
+        try:
+            if self._handle is not None:
+                handle, self._handle = self._handle, None
+                try:
+                    handle.close()
+                except OSError as exc:
+                    failure = self._failure(exc)
+                    if isinstance(failure, OutputFailed):
+                        return failure
+                    raise failure
+            return None
+        finally:
+            lock, self._lock = self._lock, None
+            if lock is not None:
+                lock.__exit__(None, None, None)
+
+
+def writer_lock(output: Optional[str]) -> Any:
+    """The held lock on a regular --output file (jist_edge.locks), None for stdout, a FIFO or a device."""
+    import stat
+
+    from jist_edge.locks import output_lock
+
+    if output is None:
         return None
+    try:
+        if not stat.S_ISREG(os.stat(output).st_mode):
+            return None
+    except OSError:
+        pass  # not there yet: it will be a regular file
+    lock = output_lock(output, "--output")
+    lock.__enter__()
+    return lock

@@ -17,7 +17,14 @@ class JsonlSink(object):
         self.stream = stream
 
     def __call__(self, result: Result) -> None:
-        self.stream.write(json.dumps(result.to_dict(), sort_keys=True) + "\n")
+        record = result.to_dict()
+        try:
+            text = json.dumps(record, sort_keys=True, allow_nan=False)
+        except ValueError:  # a NaN or infinity somewhere: null, so every line stays strict JSON
+            from jist_edge.stream.web_state import finite
+
+            text = json.dumps(finite(record), sort_keys=True, allow_nan=False)
+        self.stream.write(text + "\n")
         self.stream.flush()
 
 

@@ -177,6 +177,8 @@ def verify_files(directory: str, files: Dict[str, Dict[str, Any]], what: str) ->
             raise IntegrityError("{} manifest lists a path outside its folder: {!r}".format(what, name))
         path = os.path.join(directory, name)
         if not os.path.isfile(path):
+            if os.path.lexists(path):  # a FIFO would block the checksum, a device would read forever
+                raise IntegrityError("{} file {} is not a regular file".format(what, path))
             raise IntegrityError("{} file missing: {}".format(what, path))
         size = meta.get("bytes")
         if size is not None and os.path.getsize(path) != size:

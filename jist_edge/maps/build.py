@@ -272,6 +272,7 @@ def build_map(
     index_kind: str = AUTO,
     reduced_dim: int = DEFAULT_REDUCED_DIM,
     rerank: int = DEFAULT_RERANK,
+    allow_missing_positions: bool = True,
 ) -> PlaceMap:
     """Encode the route(s), pool every window of L frames of each drive, write and verify the map folder.
 
@@ -303,9 +304,29 @@ def build_map(
         finally:
             if own:
                 encoder.close()
+        for route in routes:
+            check_positions(route, allow_missing_positions)
         place_map = write_drives_map(bundle, routes, out_dir, seq_len, fp16, spec, force)
     place_map.build_stats = [r.stats() for r in routes]
     return place_map
+
+
+def check_positions(route: "EncodedRoute", allow_missing: bool) -> None:
+    """A drive whose positions cover only some frames (another pass's CSV) is refused unless allowed; one
+    whose positioned frames all lie at one point has no extent for the route filter to follow."""
+    stats = route.stats()
+    where = stats.get("positions") or stats.get("path") or "the route"
+    missing, total = int(route.missing_positions), len(route.frames)
+    if 0 < missing < total and not allow_missing:
+        raise JistEdgeError("{} of {} frames of {} have no position in {}; fix the positions (the other pass's "
+                            "CSV?) or pass --allow-missing-positions".format(
+                                missing, total, stats.get("path") or "the route", where))
+    pos = np.asarray(route.frames.positions, dtype=np.float64).reshape(-1, 2) if route.frames.positions is not None \
+        else np.zeros((0, 2))
+    pos = pos[np.isfinite(pos).all(axis=1)]
+    if len(pos) > 1 and float(np.ptp(pos, axis=0).max()) == 0.0:
+        raise JistEdgeError("every positioned frame of {} is at one point ({:g}, {:g}): a route with no extent "
+                            "cannot be followed; give the real positions or none".format(where, pos[0, 0], pos[0, 1]))
 
 
 def write_drives_map(bundle: Any, routes: List[EncodedRoute], out_dir: str, seq_len: int, fp16: bool = False,

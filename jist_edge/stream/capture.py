@@ -114,7 +114,7 @@ def iter_frames(source: Any, realtime: Optional[bool] = None, ring_capacity: int
             while frame is None and not ring.closed:
                 _outage_tick(source, on_event, max_outage_s)
                 frame = ring.get(_POLL_S)
-            _outage_tick(source, on_event, max_outage_s, waiting=False)
+            _outage_tick(source, on_event, max_outage_s, until=frame.timestamp if frame is not None else None)
             if frame is None:
                 if thread.error is not None:
                     raise thread.error
@@ -125,16 +125,18 @@ def iter_frames(source: Any, realtime: Optional[bool] = None, ring_capacity: int
 
 
 def _outage_tick(source: Any, on_event: Optional[EventCallback], max_outage_s: Optional[float],
-                 waiting: bool = True) -> None:
-    """Hand the source's outage events to the consumer; a waiting tick while it is gone; end an outage
-    longer than ``max_outage_s``."""
+                 waiting: bool = True, until: Optional[float] = None) -> None:
+    """Hand the source's outage events to the consumer (with ``until``, a frame's timestamp: only those
+    up to it, and no waiting tick); a waiting tick while it is gone; end an outage longer than
+    ``max_outage_s``."""
     outages = getattr(source, "outages", None)
     if outages is None:
         return
+    waiting = waiting and until is None
     stalled = getattr(source, "stalled", None)
     if waiting and stalled is not None:
         stalled()
-    for event in outages.drain():
+    for event in outages.drain(until):
         if on_event is not None:
             on_event(event)
     if not waiting or not outages.lost:

@@ -99,9 +99,15 @@ class OutageLog(object):
         since = self.lost_since
         return 0.0 if since is None else max(0.0, (time.time() if now is None else now) - since)
 
-    def drain(self) -> List[SourceEvent]:
+    def drain(self, until: Optional[float] = None) -> List[SourceEvent]:
+        """The events reported so far, oldest first; with ``until``, only those up to that time (the
+        rest stay for later: a frame that arrived before an outage is handed out before its event)."""
         with self._lock:
-            events, self._pending = self._pending, []
+            if until is None:
+                events, self._pending = self._pending, []
+            else:
+                events = [e for e in self._pending if e.timestamp <= until]
+                self._pending = [e for e in self._pending if e.timestamp > until]
             return events
 
     def summary(self) -> Dict[str, Any]:

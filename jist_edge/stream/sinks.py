@@ -52,7 +52,7 @@ class StatusLine(object):
         if now - self._last < self.every_s:
             return
         self._last = now
-        fps = self._n / max(now - self._t0, 1e-9)
+        fps = min(self._n / max(now - self._t0, 1e-9), 999.9)  # a fixed width: the line must not jitter
         best = result.best
         where = "blind camera" if getattr(result, "blind", False) else "-"
         if best is not None:

@@ -29,6 +29,7 @@ from jist_edge.stream.uri import SourceSpec, redact_url  # noqa: F401
 DEFAULT_BACKOFF_S = 0.5
 DEFAULT_BACKOFF_MAX_S = 5.0
 DEFAULT_OPEN_TIMEOUT_S = 5.0
+OPEN_MARGIN_S = 2.0  # an open is abandoned this long after the backend's own open timeout should have ended it
 MIN_WATCHDOG_S = 2.0
 WATCHDOG_FRAMES = 5  # frame intervals without a new image before a stream counts as frozen
 # A live source that delivers only bad frames this long is treated as disconnected.
@@ -90,11 +91,12 @@ class LiveCaptureSource(_CaptureSource):
     @property
     def stop_timeout_s(self) -> float:
         """How long a reader may need to come out of a native read or open (CaptureThread.stop waits this)."""
-        return max(self.read_timeout_s, self.open_timeout_s) + 1.0
+        return max(self.read_timeout_s, self.open_timeout_s + OPEN_MARGIN_S) + 1.0
 
     def _open_once(self) -> Any:
         quiet_opencv()
-        cap = call_with_timeout(self._opener, self.open_timeout_s, self.name, self._openers)
+        # the backend's own open timeout (open_timeout_s) ends a native open first; this bound is the backstop
+        cap = call_with_timeout(self._opener, self.open_timeout_s + OPEN_MARGIN_S, self.name, self._openers)
         if cap is None or not cap.isOpened():
             if cap is not None:
                 cap.release()
@@ -168,7 +170,7 @@ class LiveCaptureSource(_CaptureSource):
     def close(self) -> None:
         """As _CaptureSource.close, then waits (bounded) for abandoned opens: none is left inside native code."""
         super(LiveCaptureSource, self).close()
-        deadline = time.time() + self.open_timeout_s + 1.0
+        deadline = time.time() + self.open_timeout_s + OPEN_MARGIN_S + 1.0
         for thread in list(self._openers):
             thread.join(max(0.0, deadline - time.time()))
 

@@ -1,7 +1,7 @@
 """A real RTSP camera for the outage tests: GStreamer's RTSP server streaming JPEG frames as H.264.
 
 Run with the system python3 (it needs python3-gi and gir1.2-gst-rtsp-server-1.0; a venv has no gi):
-    /usr/bin/python3 tests/rtsp_camera.py FRAMES_DIR [PORT] [FPS]
+    /usr/bin/python3 benchmarks/rtsp_camera_server.py FRAMES_DIR [PORT] [FPS]
 FRAMES_DIR holds frame_00000.jpg, frame_00001.jpg, ... (played in a loop). PORT 0 (the default)
 takes a free port. The bound port is printed as "PORT <n>" on stdout once the server listens.
 The mount point is /cam.

@@ -1,0 +1,270 @@
+"""Outage handling as plain parts with real frames and real files: backoff, the frozen-stream watchdog,
+outage events, the window restart and the filter's prediction over a gap, blind frames, redaction,
+the status line and the live view's camera state."""
+import io
+import json
+import os
+import time
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from optional_imports import import_or_skip
+
+from jist_edge.errors import JistEdgeError
+from jist_edge.stream.blind import blind_frame
+from jist_edge.stream.capture import iter_frames
+from jist_edge.stream.events import SOURCE_BACK, SOURCE_LOST, WAITING, OutageLog, SourceOutage
+from jist_edge.stream.sources import LiveCaptureSource, open_source
+from jist_edge.stream.sources.live import backoff_delay, same_image, watchdog_seconds
+from jist_edge.stream.uri import parse_source_uri, redact_url
+from video_files import frame_image, write_mjpg_avi
+
+
+def test_backoff_doubles_from_half_a_second_to_five():
+    assert [backoff_delay(k) for k in range(7)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
+    assert backoff_delay(10 ** 6) == 5.0  # no overflow in a week-long outage
+
+
+def test_watchdog_is_a_few_frame_intervals_and_never_under_two_seconds():
+    assert watchdog_seconds(None) == 2.0
+    assert watchdog_seconds(30.0) == 2.0
+    assert watchdog_seconds(1.0) == 5.0
+
+
+def test_same_image_is_the_very_picture_not_a_similar_one():
+    a = frame_image(3)
+    assert same_image(a, a.copy())
+    b = a.copy()
+    b[10, 10, 0] ^= 1  # one grey level at one pixel (the sparse sample misses it, the full check does not)
+    assert not same_image(a, b)
+    assert not same_image(a, frame_image(4)) and not same_image(None, a)
+
+
+def test_outage_log_reports_lost_once_and_back_with_the_gap():
+    log = OutageLog()
+    log.frame(100.0)
+    assert log.lose("cable", 101.0).kind == SOURCE_LOST
+    assert log.lose("still gone", 102.0) is None  # one outage, one event
+    assert log.lost and abs(log.lost_for(104.0) - 4.0) < 1e-9
+    back = log.frame(112.5)
+    assert back.kind == SOURCE_BACK and back.gap_s == pytest.approx(12.5)
+    assert [e.to_dict()["event"] for e in log.drain()] == ["source_lost", "source_back"]
+    assert log.summary() == {"outages": 1, "outage_s": 12.5, "reconnects": 0}
+    assert back.to_dict() == {"event": "source_back", "timestamp": 112.5, "gap_s": 12.5}
+    log.lose("again", 120.0)
+    assert log.drain(until=119.0) == [] and len(log.drain()) == 1  # later events wait for later frames
+
+
+def _frozen_video(path, frames=40):
+    """A real video whose frames are all one picture: what a stalled decoder hands out."""
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))
+    for _ in range(frames):
+        writer.write(frame_image(7))
+    writer.release()
+    return path
+
+
+def test_a_frozen_stream_is_counted_reported_and_reopened(tmp_path):
+    """Repeated images are counted, not yielded; after the watchdog the source reports source_lost,
+    reopens, and its first image after that is source_back."""
+    path = _frozen_video(str(tmp_path / "frozen.avi"))
+    paced = []
+
+    def slow_open():
+        cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+        paced.append(time.time())
+        return cap
+
+    src = LiveCaptureSource("frozen camera", slow_open, watchdog_s=0.05, backoff_s=0.01, backoff_max_s=0.02)
+    frames, events = [], []
+    it = iter(src)
+    deadline = time.time() + 20
+    while len(frames) < 3 and time.time() < deadline:
+        frames.append(next(it))
+        events += src.outages.drain()
+        time.sleep(0.01)
+    src.close()
+    assert len(frames) == 3
+    assert src.repeated > 0  # the same picture came again and again, and was not handed out
+    kinds = [e.kind for e in events]
+    assert SOURCE_LOST in kinds and SOURCE_BACK in kinds
+    lost = [e for e in events if e.kind == SOURCE_LOST][0]
+    assert "frozen" in lost.reason or "stopped" in lost.reason
+    assert src.reconnects >= 2 and src.outages.outages >= 2
+
+
+def test_live_source_reconnects_by_default_and_max_outage_ends_the_stream(tmp_path):
+    """Default: no retry limit. A camera that cannot be reopened is waited for; max_outage_s ends it."""
+    path = write_mjpg_avi(str(tmp_path / "cam.avi"), 6)
+    src = LiveCaptureSource("test camera", lambda: cv2.VideoCapture(path, cv2.CAP_FFMPEG), backoff_s=0.05,
+                            backoff_max_s=0.1)
+    assert src.max_retries is None
+    os.remove(path)  # every reopen fails from now on
+    got, events = [], []
+    started = time.time()
+    with pytest.raises(SourceOutage) as err:
+        for frame, _, _ in iter_frames(src, on_event=events.append, max_outage_s=1.5):
+            got.append(frame.index)
+    assert got == list(range(6))
+    assert src.reconnect_failures >= 5  # kept trying, never gave up by itself
+    assert "camera lost for" in str(err.value) and isinstance(err.value, JistEdgeError)
+    assert time.time() - started < 15
+    kinds = [e.kind for e in events]
+    assert kinds[0] == SOURCE_LOST and WAITING in kinds and SOURCE_BACK not in kinds
+    assert not src._openers or not any(t.is_alive() for t in src._openers)
+
+
+def test_http_urls_are_live_cameras_and_credentials_never_show():
+    spec = parse_source_uri("https://admin:pa55@cam.local:8443/video.mjpg")
+    assert spec.kind == "http" and spec.live
+    assert redact_url("rtsp://u:p@h/x") == "rtsp://u:***@h/x"
+    assert redact_url("http://admin:p@ss@10.0.0.9/cgi?user=admin&pwd=hunter2&res=1") == \
+        "http://admin:***@10.0.0.9/cgi?user=admin&pwd=***&res=1"
+    assert redact_url("http://cam/x?token=abc#top") == "http://cam/x?token=***#top"
+    assert redact_url("rtsp://h/x@y") == "rtsp://h/x@y" and redact_url("route.mp4") == "route.mp4"
+    with pytest.raises(JistEdgeError) as err:
+        open_source("http://viewer:s3cret@127.0.0.1:9/cam.mjpg?pwd=hunter2", open_timeout_s=2.0)
+    assert "s3cret" not in str(err.value) and "hunter2" not in str(err.value) and "127.0.0.1:9" in str(err.value)
+    with pytest.raises(JistEdgeError) as err:
+        parse_source_uri("ftp://u:s3cret@h/x")
+    assert "s3cret" not in str(err.value)
+
+
+def test_blind_frames_are_uniform_ones_with_noise_or_not():
+    rng = np.random.RandomState(0)
+    black = np.zeros((480, 640, 3), np.uint8)
+    capped = np.clip(rng.normal(8, 4, black.shape), 0, 255).astype(np.uint8)  # a lens cap: dark sensor noise
+    assert blind_frame(black) and blind_frame(capped) and blind_frame(np.full((48, 64), 200, np.uint8))
+    assert not blind_frame(frame_image(3)) and not blind_frame(rng.randint(0, 255, (48, 64, 3)).astype(np.uint8))
+
+
+def test_status_line_fits_the_terminal_clears_and_keeps_warnings_apart():
+    from jist_edge.pipeline.localizer import Match, Result
+    from jist_edge.pipeline.route_filter import TRACKING, Estimate
+    from jist_edge.stream.sinks import StatusLine, fit_line
+
+    result = Result(123456, 0.3, False, 5, [Match(40, 0.5, [500001.0, 4000002.0], [])], {"total": 12.0},
+                    np.zeros(4), dropped=7)
+    result.estimate = Estimate(42, [500010.0, 4000020.5], 0.875, TRACKING)
+    out = io.StringIO()
+    status = StatusLine(out, every_s=0.0, width=80)
+    status(result)
+    text = out.getvalue()
+    line = text.split("\r")[-1]
+    assert line.endswith("\x1b[K")  # clears what a longer line left
+    assert len(line) - len("\x1b[K") <= 79 and "tracking seq 42" in line and "conf 0.88" in line
+    status.message("camera reconnect 1 failed")
+    assert out.getvalue().endswith("\r\x1b[Kcamera reconnect 1 failed\n" + status._line)
+    status.lost(12.4)
+    assert "camera lost for 12 s" in out.getvalue().split("\r")[-1]
+    assert fit_line("x" * 100, 40) == "x" * 38 + "~"
+
+
+def test_live_view_says_camera_lost_and_the_estimate_is_not_tracking():
+    from jist_edge.pipeline.localizer import Match, Result
+    from jist_edge.pipeline.route_filter import TRACKING, Estimate
+    from jist_edge.stream.events import SourceEvent
+    from jist_edge.stream.web_state import LiveFeed
+
+    feed = LiveFeed()
+    result = Result(3, 0.3, False, 5, [Match(40, 0.5, [1.0, 2.0], [])], {"total": 12.0}, np.zeros(4))
+    result.estimate = Estimate(42, [1.0, 2.0], 0.9, TRACKING)
+    feed.offer(result, np.zeros((8, 8, 3), np.uint8))
+    assert json.loads(feed.status_json())["camera"] == {"lost": False}
+    feed.source_event(SourceEvent(SOURCE_LOST, time.time(), reason="cable"))
+    status = json.loads(feed.status_json())
+    assert status["camera"]["lost"] and status["camera"]["message"].startswith("camera lost for")
+    assert status["estimate"]["state"] == "no_camera"
+    feed.source_event(SourceEvent(SOURCE_BACK, time.time(), gap_s=1.0))
+    assert json.loads(feed.status_json())["estimate"]["state"] == "tracking"
+
+
+# ------------------------------------------------------------ the pipeline over gaps (real model and map)
+
+@pytest.fixture(scope="module")
+def localizer(tiny_bundle, synth_route):
+    import_or_skip("torch")
+    from jist_edge.pipeline.localizer import Localizer
+
+    data, place_map = synth_route
+    return Localizer(tiny_bundle, place_map, backend="onnxruntime"), data
+
+
+def _query_frames(data, n=20):
+    cap = cv2.VideoCapture(data["queries"])
+    frames = []
+    while len(frames) < n:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    return frames
+
+
+def test_after_a_gap_the_window_restarts_and_the_filter_predicts_over_it(localizer):
+    loc, data = localizer
+    loc.reset()
+    frames = _query_frames(data)
+    t = 1000.0
+    for i, img in enumerate(frames[:10]):
+        last = loc.process(img, i, t + 0.1 * i)
+    assert last.window_size == loc.seq_len and not last.partial
+    before = loc.tracker.filter.frames
+    loc.gap()  # what a source_back does
+    after = [loc.process(img, 10 + i, t + 20.0 + 0.1 * i) for i, img in enumerate(frames[10:10 + loc.seq_len])]
+    assert [r.window_size for r in after] == list(range(1, loc.seq_len + 1))
+    assert [r.partial for r in after] == [True] * (loc.seq_len - 1) + [False]
+    assert set(loc.ring.frame_ids()) == set(range(10, 10 + loc.seq_len))  # nothing from before the gap
+    # no reset: the filter kept its frames (it did not start over) and predicted over 20 s
+    assert loc.tracker.filter.frames == before + 1
+    assert after[-1].estimate.state != "initializing"
+
+
+def test_route_filter_prediction_moves_and_widens_the_belief(localizer):
+    loc, data = localizer
+    loc.reset()
+    frames = _query_frames(data)
+    for i, img in enumerate(frames[:12]):
+        loc.process(img, i, 0.1 * i)
+    flt = loc.tracker.filter
+    mass_before = flt.exc.max()
+    steps = flt.predict_to(0.1 * 11 + 3.0)
+    assert steps == 29  # 3 s at 10 frames/s, less the step the next update makes
+    assert flt.exc.max() < mass_before  # spread out: less sure where we are
+    total = flt.u * flt.count + flt.exc.sum() + flt.p_off
+    assert total == pytest.approx(1.0)
+    assert flt.predict(0.0) == 0
+
+
+def test_blind_frames_from_the_first_are_counted_and_never_tracking(localizer):
+    loc, data = localizer
+    loc.reset()
+    loc.blind_frames = 0
+    black = np.zeros((128, 192, 3), np.uint8)
+    results = [loc.process(black, i, 0.1 * i) for i in range(12)]
+    assert loc.blind_frames == 12 and loc.tracker.filter.frames == 0  # the filter never updated
+    assert {r.estimate.state for r in results} == {"blind"}
+    d = results[-1].to_dict()
+    assert d["blind"] is True and d["match"] is None and d["estimate"]["confidence"] == 0.0
+    frames = _query_frames(data, 6)
+    seen = [loc.process(img, 12 + i, 1.2 + 0.1 * i) for i, img in enumerate(frames)]
+    assert seen[0].window_size == 1 and "blind" not in seen[0].to_dict()
+
+
+def test_run_on_a_black_images_folder_says_blind(tiny_bundle, synth_route, tmp_path):
+    from jist_edge.cli import main
+
+    _, place_map = synth_route
+    folder = tmp_path / "black"
+    folder.mkdir()
+    for i in range(8):
+        cv2.imwrite(str(folder / "{:03d}.png".format(i)), np.zeros((128, 192, 3), np.uint8))
+    out = tmp_path / "out.jsonl"
+    res = CliRunner().invoke(main, ["run", "--model", tiny_bundle.path, "--map", place_map.path, "--images",
+                                    str(folder), "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 8 and all(line["estimate"]["state"] == "blind" for line in lines)
+    assert "8 blind frames" in res.output

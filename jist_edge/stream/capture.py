@@ -145,7 +145,7 @@ def _outage_tick(source: Any, on_event: Optional[EventCallback], max_outage_s: O
     if on_event is not None:
         on_event(SourceEvent(WAITING, time.time(), lost_s=lost_s))
     if max_outage_s is not None and lost_s > max_outage_s:
-        raise SourceOutage(getattr(source, "description", "the source"), lost_s, max_outage_s)
+        raise SourceOutage.too_long(getattr(source, "description", "the source"), lost_s, max_outage_s)
 
 
 def _iter_direct(source: Any) -> Iterator[Tuple[Frame, float, int]]:

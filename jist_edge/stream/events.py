@@ -118,9 +118,14 @@ class OutageLog(object):
 
 
 class SourceOutage(JistEdgeError):
-    """A live source was gone longer than the run allows (``max_outage_s``): the run ends on purpose."""
+    """A live source is gone for longer than the run allows (``max_outage_s``, or a ``max_retries``
+    used up): the run ends on purpose, with its summary."""
 
-    def __init__(self, description: str, lost_s: float, limit_s: float) -> None:
-        super(SourceOutage, self).__init__("{}: camera lost for {:.1f} s, longer than the allowed outage of {:g} s "
-                                           "(--max-outage)".format(description, lost_s, limit_s))
+    def __init__(self, message: str, lost_s: Optional[float] = None) -> None:
+        super(SourceOutage, self).__init__(message)
         self.lost_s = lost_s
+
+    @classmethod
+    def too_long(cls, description: str, lost_s: float, limit_s: float) -> "SourceOutage":
+        return cls("{}: camera lost for {:.1f} s, longer than the allowed outage of {:g} s (--max-outage)".format(
+            description, lost_s, limit_s), lost_s)

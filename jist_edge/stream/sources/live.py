@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from jist_edge.errors import JistEdgeError
-from jist_edge.stream.events import OutageLog
+from jist_edge.stream.events import OutageLog, SourceOutage
 from jist_edge.stream.frame import Frame
 from jist_edge.stream.opencv_log import quiet_ffmpeg, quiet_opencv
 from jist_edge.stream.sources.base import SkipCallback, _CaptureSource, grab, log, retrieve
@@ -180,10 +180,10 @@ class LiveCaptureSource(_CaptureSource):
         while not self.closed:
             if self.max_retries is not None and self._attempts >= self.max_retries:
                 if self.max_retries == 0:
-                    raise JistEdgeError("{} stopped delivering frames (reconnecting is off: max retries 0)".format(
-                        self.name))
-                raise JistEdgeError("{} stopped delivering frames and could not be reopened after {} "
-                                    "attempt(s)".format(self.name, self._attempts))
+                    raise SourceOutage("{} stopped delivering frames (reconnecting is off: max retries 0)".format(
+                        self.name), self.outages.lost_for())
+                raise SourceOutage("{} stopped delivering frames and could not be reopened after {} "
+                                   "attempt(s)".format(self.name, self._attempts), self.outages.lost_for())
             if self._closing.wait(backoff_delay(self._attempts, self.backoff_s, self.backoff_max_s)):
                 return False
             self._attempts += 1

@@ -1,8 +1,9 @@
 """Bench: a real RTSP camera (GStreamer on 127.0.0.1) stopped and frozen under the streaming pipeline.
 
 Records what a robot feels: the time from the camera's return (server listening again / thawed) to
-its first source_back event and to the first full window (L frames after the gap), and the FPS of
-results through each outage beside the steady FPS before it (their ratio). Random weights: these are
+its first source_back event and to the first full window (L frames after the gap), the FPS of
+results through each outage (camera gone to first full window) beside the steady FPS before it
+(their ratio), and the FPS in the 3 s after the first full window (back to steady?). Random weights: these are
 timings of the runtime, not recognition figures.
 
     python -m jist_edge.benchmarks.outages [--stop 12] [--freeze 8] [--out benchmarks/results/outages.json]
@@ -111,7 +112,8 @@ def run(stop_s: float, freeze_s: float, steady_s: float = 5.0) -> Dict[str, Any]
     out["stop"] = {"seconds": stop_s, "return_to_source_back_s": round(t_back - t_up, 3),
                    "return_to_full_window_s": round(t_full - t_up, 3),
                    "fps_through_outage": round(timeline.fps(t_down, t_full), 2)}
-    time.sleep(2.0)
+    time.sleep(3.0)
+    out["stop"]["fps_after_full_window"] = round(timeline.fps(t_full, t_full + 3.0), 2)
     t_freeze = time.time()
     camera.freeze()
     time.sleep(freeze_s)
@@ -123,6 +125,8 @@ def run(stop_s: float, freeze_s: float, steady_s: float = 5.0) -> Dict[str, Any]
     out["freeze"] = {"seconds": freeze_s, "return_to_source_back_s": round(t_back - t_thaw, 3),
                      "return_to_full_window_s": round(t_full - t_thaw, 3),
                      "fps_through_outage": round(timeline.fps(t_freeze, t_full), 2)}
+    time.sleep(3.0)
+    out["freeze"]["fps_after_full_window"] = round(timeline.fps(t_full, t_full + 3.0), 2)
     for key in ("stop", "freeze"):
         out[key]["fps_ratio_to_steady"] = round(out[key]["fps_through_outage"] / max(out["steady_fps"], 1e-9), 3)
     stop_event.set()

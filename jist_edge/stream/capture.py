@@ -72,13 +72,18 @@ class CaptureThread(threading.Thread):
             self.ring.close()
 
     def stop(self, timeout: Optional[float] = None) -> None:
-        """Ask the thread to end and wait for it; a read stuck in the source is broken by closing it.
-        ``timeout`` defaults to the source's ``stop_timeout_s`` (its read timeout and more): a thread
-        left inside a native read at exit aborts the process."""
+        """Ask the thread to end and wait for it. A live source that does not end within a second is
+        closed (a reader in its reconnect backoff ends then; one inside a read ends at the read's
+        timeout). ``timeout`` defaults to the source's ``stop_timeout_s``: a thread left inside a
+        native read at exit aborts the process."""
         if timeout is None:
             timeout = float(getattr(self.source, "stop_timeout_s", 2.0))
         self._stop_event.set()
         self.ring.close()
+        if getattr(self.source, "live", False):
+            self.join(min(timeout, 1.0))
+            if self.is_alive():
+                self.source.close()
         if self.is_alive():
             self.join(timeout)
         if self.is_alive():

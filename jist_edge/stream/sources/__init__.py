@@ -21,7 +21,8 @@ from jist_edge.stream.sources.http import http_opener
 from jist_edge.stream.sources.live import (DEFAULT_BACKOFF_MAX_S, DEFAULT_BACKOFF_S, DEFAULT_OPEN_TIMEOUT_S,
                                            LiveCaptureSource, call_with_timeout, camera_name, camera_opener,
                                            csi_opener)
-from jist_edge.stream.sources.rtsp import rtsp_opener
+from jist_edge.stream.sources.ffmpeg import DEFAULT_READ_TIMEOUT_S
+from jist_edge.stream.sources.rtsp import GSTREAMER_READ_S, rtsp_opener
 from jist_edge.stream.sources.video import VideoFileSource
 from jist_edge.stream.uri import (VIDEO_EXTENSIONS, csi_capture, gstreamer_missing_message, opencv_has_gstreamer,
                                   parse_source_uri, redact_url)
@@ -109,8 +110,10 @@ def open_source(uri: Union[str, int], realtime: bool = False, max_retries: Optio
                                    description="MJPEG camera " + shown, **live_opts)
     else:
         shown = redact_url(spec.path)
+        # GStreamer's rtspsrc (JetPack) ends a frozen read only after ~27 s: a close waits that long for it
+        read_s = GSTREAMER_READ_S if opencv_has_gstreamer() else DEFAULT_READ_TIMEOUT_S
         source = LiveCaptureSource(shown, rtsp_opener(spec.path, open_timeout_s), flip=flip,
-                                   description="stream " + shown, **live_opts)
+                                   description="stream " + shown, read_timeout_s=read_s, **live_opts)
     source.realtime = bool(realtime)
     return source
 

@@ -29,7 +29,8 @@ from jist_edge.stream.uri import SourceSpec, redact_url  # noqa: F401
 DEFAULT_BACKOFF_S = 0.5
 DEFAULT_BACKOFF_MAX_S = 5.0
 DEFAULT_OPEN_TIMEOUT_S = 5.0
-OPEN_MARGIN_S = 2.0  # an open is abandoned this long after the backend's own open timeout should have ended it
+OPEN_MARGIN_S = 2.0
+STALL_MARGIN_S = 3.0  # the consumer reports a stuck read this long after the watchdog time  # an open is abandoned this long after the backend's own open timeout should have ended it
 MIN_WATCHDOG_S = 2.0
 WATCHDOG_FRAMES = 5  # frame intervals without a new image before a stream counts as frozen
 # A live source that delivers only bad frames this long is treated as disconnected.
@@ -163,7 +164,7 @@ class LiveCaptureSource(_CaptureSource):
         cannot report its outage itself; True when this call reported it."""
         last = self.outages.last_frame
         now = time.time() if now is None else now
-        if last is None or self.outages.lost or now - last <= self.watchdog_s + self.read_timeout_s + 1.0:
+        if last is None or self.outages.lost or now - last <= self.watchdog_s + STALL_MARGIN_S:
             return False
         return self.outages.lose("no frame for {:.1f} s (the read is stuck)".format(now - last), now) is not None
 

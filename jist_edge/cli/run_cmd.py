@@ -175,8 +175,8 @@ class Sinks(object):
 
     def __init__(self, output: Optional[str], json_to_stdout: bool, display: bool, quiet: bool, log,
                  web: Any = None) -> None:
-        from jist_edge.outputs import check_writable
-        from jist_edge.stream.sinks import Display, JsonlSink, StatusLine, display_problem
+        from jist_edge.claims import check_writable
+        from jist_edge.output.sinks import Display, JsonlSink, StatusLine, display_problem
 
         self.web = web  # the --serve live view (closed by the command)
         self.viewer = None  # type: Any
@@ -192,7 +192,7 @@ class Sinks(object):
         if self.status is not None:  # warnings on their own lines, not glued onto the status line
             import logging
 
-            from jist_edge.stream.sinks import StatusLogHandler
+            from jist_edge.output.sinks import StatusLogHandler
 
             self._log_handler = StatusLogHandler(self.status)
             logging.getLogger("jist_edge").addHandler(self._log_handler)
@@ -228,7 +228,7 @@ class Sinks(object):
             self.viewer.lost(self._lost_image, event.lost_s)
 
     def _write_json(self, item: Any, record: bool = False) -> None:
-        from jist_edge.stream.sinks import JsonlSink
+        from jist_edge.output.sinks import JsonlSink
 
         try:
             if self.output is not None and self._handle is None:

@@ -25,7 +25,7 @@ def _setup(root: str) -> Any:
 
     from jist_edge.export.exporter import export_bundle
     from jist_edge.maps.build import build_map
-    from jist_edge.synth.traversal import make_route_dataset
+    from jist_edge.synth.dataset import make_route_dataset
     from jist_edge.benchmarks.camera_servers import write_frames
 
     bundle = export_bundle(os.path.join(root, "model"), random_init=True, seed=0, img_size=(64, 96), seq_len=5)

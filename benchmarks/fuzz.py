@@ -122,9 +122,12 @@ def _fuzz(args: Any) -> int:
 
     with atheris.instrument_imports():
         from jist_edge import bundle, checked_numbers, onnx_external  # noqa: F401  (instrumented for coverage)
-        from jist_edge.backends import int8_model, int8_signature  # noqa: F401
-        from jist_edge.engines import cache  # noqa: F401
-        from jist_edge.maps import distance_stats, drives, index_check, positions, store  # noqa: F401
+        from jist_edge.encoder.onnxruntime import int8_model, int8_signature  # noqa: F401
+        from jist_edge.encoder.tensorrt import cache  # noqa: F401
+        from jist_edge import positions  # noqa: F401
+        from jist_edge.filter import distance_stats  # noqa: F401
+        from jist_edge.maps import drives, store  # noqa: F401
+        from jist_edge.search import index_check  # noqa: F401
         from jist_edge.benchmarks import fuzz_targets
     corpus = os.path.join(args.child, "corpus")
     work = os.path.join(args.child, "work")

@@ -98,7 +98,7 @@ def map_manifest(data: bytes, scratch: str) -> None:
 
 
 def distance_stats(data: bytes, scratch: str) -> None:
-    from jist_edge.maps.distance_stats import _made_for, check_stats
+    from jist_edge.filter.distance_stats import _made_for, check_stats
 
     stats = _json(data)
     if not isinstance(stats, dict):
@@ -108,7 +108,7 @@ def distance_stats(data: bytes, scratch: str) -> None:
 
 
 def positions_csv(data: bytes, scratch: str) -> None:
-    from jist_edge.maps.positions import read_positions_frame
+    from jist_edge.positions import read_positions_frame
 
     table, _ = read_positions_frame(_write(scratch, "positions.csv", data))
     for a, b in table.values():
@@ -117,7 +117,7 @@ def positions_csv(data: bytes, scratch: str) -> None:
 
 
 def vpr_name(data: bytes, scratch: str) -> None:
-    from jist_edge.maps.positions import order_key, position_from_name, sort_frame_names, timestamp_from_name
+    from jist_edge.positions import order_key, position_from_name, sort_frame_names, timestamp_from_name
 
     name = data.decode("utf-8", "replace")
     position = position_from_name(name)
@@ -129,14 +129,14 @@ def vpr_name(data: bytes, scratch: str) -> None:
 
 
 def hnsw_structure(data: bytes, scratch: str) -> None:
-    from jist_edge.maps.index_check import check_hnsw_index
+    from jist_edge.search.index_check import check_hnsw_index
 
     check_hnsw_index(_write(scratch, "index.hnsw", data), HNSW_DIM, HNSW_COUNT)
 
 
 def int8_header(data: bytes, scratch: str) -> None:
-    from jist_edge.backends import int8_model
-    from jist_edge.engines.cache import header_path
+    from jist_edge.encoder.onnxruntime import int8_model
+    from jist_edge.encoder.tensorrt.cache import header_path
 
     model = _where(scratch, int8_model.FILE_NAME)
     if not os.path.exists(model):
@@ -154,7 +154,7 @@ def int8_header(data: bytes, scratch: str) -> None:
 
 
 def engine_header(data: bytes, scratch: str) -> None:
-    from jist_edge.engines.cache import header_path, load_engine
+    from jist_edge.encoder.tensorrt.cache import header_path, load_engine
 
     engine = _where(scratch, "encoder.engine")
     if not os.path.exists(engine):
@@ -187,7 +187,7 @@ TARGETS = [
 
 def seeds(scratch: str) -> Dict[str, List[bytes]]:
     """Valid inputs per target, from which the fuzzer mutates."""
-    from jist_edge.backends import int8_model
+    from jist_edge.encoder.onnxruntime import int8_model
 
     latlon = dict(MAP_MANIFEST, drives=[LATLON_DRIVE])
     int8 = dict(INT8_EXPECTED, fidelity={"passed": True}, model_sha256="00", model_bytes=len(INT8_MODEL))

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from jist_edge.backends import create_encoder, int8_model, int8_signature
+from jist_edge.encoder import create_encoder
+from jist_edge.encoder.onnxruntime import int8_model, int8_signature
 from jist_edge.cli import main
-from jist_edge.engines.cache import header_path
+from jist_edge.encoder.tensorrt.cache import header_path
 from jist_edge.errors import JistEdgeError
 
 from map_routes import positions, route_frames, write_images

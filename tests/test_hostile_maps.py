@@ -54,7 +54,7 @@ def _edit_stats(map_dir, edit):
     (lambda s: s.__setitem__("place_spacing_m", float("inf")), "place_spacing_m"),
 ])
 def test_distance_stats_with_wrong_values_are_one_line(tiny_bundle, built, tmp_path, edit, fragment):
-    from jist_edge.maps.distance_stats import map_distance_stats
+    from jist_edge.filter.distance_stats import map_distance_stats
     from jist_edge.maps.store import load_map
 
     out = _copy(built, tmp_path)

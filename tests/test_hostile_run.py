@@ -70,7 +70,7 @@ def test_json_lines_never_hold_nan():
     import numpy as np
 
     from jist_edge.pipeline.localizer import Match, Result
-    from jist_edge.stream.sinks import JsonlSink
+    from jist_edge.output.sinks import JsonlSink
 
     result = Result(0, 0.0, True, 1, [Match(1, float("nan"), [float("inf"), 2.0], [0])], {"total": 1.0},
                     np.zeros(4, np.float32))

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from jist_edge.cli import main
-from jist_edge.stream import web_access
-from jist_edge.stream.web import WebView, parse_serve_address
+from jist_edge.output.web import access as web_access
+from jist_edge.output.web.server import WebView, parse_serve_address
 
 ENDPOINTS = ("/", "/index.html", "/app.js", "/app.css", "/status.json", "/map.json", "/frame.jpg",
              "/stream.mjpg", "/events", "/nothing-here")

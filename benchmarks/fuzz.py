@@ -108,6 +108,8 @@ def main(argv: Any = None) -> int:
         code = subprocess.call(cmd, env=dict(os.environ, JIST_EDGE_SIGNING_KEY=os.path.join(scratch, "signing.key")))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    if not os.path.isfile(args.stats):
+        sys.exit("Error: the fuzzing process failed before it counted anything (exit {})".format(code))
     with open(args.stats) as handle:
         stats = json.load(handle)
     print("fuzzed {} inputs in {} s: {} refused cleanly, {} findings ({})".format(

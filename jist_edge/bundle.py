@@ -211,6 +211,11 @@ def validate_manifest(manifest: Dict[str, Any], where: str) -> None:
     for name in (ENCODER_FILE, SEQUENCE_FILE):
         if name not in manifest["files"]:
             raise IntegrityError("{}: files does not list {}".format(where, name))
+    for name, record in sorted(manifest["files"].items()):  # found by the fuzz harness: a record without sha256
+        if not isinstance(record, dict) or not isinstance(record.get("sha256"), str) or \
+                isinstance(record.get("bytes"), bool) or not isinstance(record.get("bytes", 0), int):
+            raise IntegrityError("{}: files[{!r}] must be an object with a sha256 string and a byte count".format(
+                where, name))
     for key in ("mean", "std"):
         if len(manifest["input"][key]) != 3:
             raise IntegrityError("{}: input.{} must have 3 values".format(where, key))

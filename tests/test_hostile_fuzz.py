@@ -35,6 +35,7 @@ def test_the_fuzz_harness_runs_and_finds_nothing(tmp_path):
     ("vpr_name", b"@1e308@-1e308@frame@.png"),
     ("onnx_external", b"\x3a\xff\xff\xff\xff\x0f"),
     ("int8_header", b'{"fidelity": "yes"}'),
+    ("bundle_manifest", "FOUND_SHA256"),  # found by the harness (150 s run): a files record without sha256
 ])
 def test_kept_fuzz_cases_are_clean_refusals(tmp_path, monkeypatch, target, data):
     from jist_edge.benchmarks import fuzz_targets
@@ -42,6 +43,10 @@ def test_kept_fuzz_cases_are_clean_refusals(tmp_path, monkeypatch, target, data)
 
     monkeypatch.setenv("JIST_EDGE_SIGNING_KEY", str(tmp_path / "key"))
     fn = dict(fuzz_targets.TARGETS)[target]
+    if data == "FOUND_SHA256":
+        manifest = json.loads(fuzz_targets.seeds(str(tmp_path))["bundle_manifest"][0].decode("utf-8"))
+        manifest["files"]["sequence.onnx"] = {"cha256": "b", "bytes": 1}
+        data = json.dumps(manifest).encode("utf-8")
     try:
         fn(data, str(tmp_path))
     except JistEdgeError:

@@ -159,3 +159,18 @@ def test_a_map_file_that_is_a_fifo_is_not_a_regular_file(built, tmp_path):
     os.mkfifo(index)
     with pytest.raises(JistEdgeError, match="not a regular file"):
         load_map(out)
+
+
+def test_a_map_with_absurd_positions_is_refused_at_load(built, tmp_path):
+    from jist_edge.maps.store import load_map
+
+    out = _copy(built, tmp_path)
+    path = os.path.join(out, "frame_positions.npy")
+    values = np.load(path)
+    values[3, 0] = 1e308
+    os.unlink(path)
+    np.save(path, values)
+    record = file_record(path)
+    edit_map_manifest(out, lambda m: m["files"].__setitem__("frame_positions.npy", record))
+    with pytest.raises(IntegrityError, match="frame_positions.npy: row 3"):
+        load_map(out)

@@ -122,7 +122,7 @@ def test_run_beyond_loopback_warns_and_prints_the_token_url(tiny_bundle, synth_r
                                     data["queries"], "--output", str(tmp_path / "r.jsonl"), "--serve", "0:0",
                                     "--serve-token", "reviewer-token-0123456"])
     assert res.exit_code == 0, res.output
-    assert "warning: the live view on 0:" in res.output and "see the camera" in res.output
+    assert "warning: the live view on 0.0.0.0:" in res.output and "see the camera" in res.output
     assert "/?token=reviewer-token-0123456" in res.output
 
 

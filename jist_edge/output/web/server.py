@@ -357,8 +357,10 @@ class WebView(object):
         """One line saying who can see the camera, for a bind beyond loopback; None on loopback."""
         if self.loopback_only:
             return None
+        bound = str(self._server.server_address[0]) if self._server is not None else self.host
+        where = "{}:{}".format("[{}]".format(bound) if ":" in bound else bound, self.port)
         return ("the live view on {} is reachable from the network: anyone who has the URL with its token can see "
-                "the camera (the token is required on every request)".format(self.address_text(self.port)))
+                "the camera (the token is required on every request)".format(where))
 
     def set_map(self, place_map: Any, info: Optional[Dict[str, Any]] = None) -> None:
         """The route to draw (a PlaceMap) and a few words about the run (backend, matcher, source)."""

@@ -114,7 +114,7 @@ class PoseBagWriter(object):
                   ("seq_id", str(est.seq_id if est is not None and est.seq_id is not None else
                                  (best.seq_id if best is not None else ""))),
                   ("frame", str(result.frame_index)), ("partial", str(bool(result.partial)).lower())]
-        return {"level": _LEVELS.get(state, 0).to_bytes(1, "little"), "name": "jist_edge: localization",
+        return {"level": _LEVELS.get(state, 0), "name": "jist_edge: localization",
                 "message": state, "hardware_id": "jist-edge",
                 "values": [{"key": k, "value": v} for k, v in values]}
 

@@ -1,16 +1,22 @@
 """How far the route filter's belief is spread over the map: a 2 x 2 covariance in metres squared.
 
 A robot's state estimator (robot_localization's EKF, Nav2's AMCL) weighs a pose by its
-covariance. The route filter's belief is a mass per place plus an off-map mass, so the
-covariance of the estimate is the second moment of the places' positions about the
-reported position, weighted by the belief:
+covariance. The route filter's belief is a mass per place plus an off-map mass; the
+covariance is a second moment of the places' positions about the reported position,
+weighted by the belief, in one of two ways:
 
-* each supported place i carries ``u + exc[i]``, every other place the background ``u``
-  (summed in closed form from the map's moments, so a frame costs O(window), not O(map));
-* the off-map mass is spread like the background (the vehicle may be anywhere), which
-  makes the covariance about as large as the map itself when the filter is lost;
-* a floor of ``floor_m`` squared on the diagonal (the place spacing: a place is never
-  known better than the distance between two places), so the covariance is never zero.
+* tracking (``local``): over the places within the same-place radius of the estimate (the
+  mode, as AMCL reports the covariance of its best particle cluster), divided by the mass
+  they hold (the confidence): a mode holding half the belief gets twice its spread. A
+  2 % uniform background would otherwise dominate: on a 2 km route it alone is ~80 m.
+* initializing or lost: over the whole belief. Each supported place i carries
+  ``u + exc[i]``, every other place the background ``u`` (summed in closed form from the
+  map's moments, so a frame costs O(window), not O(map)); the off-map mass is spread like
+  the background (the vehicle may be anywhere), so a lost filter's covariance is about
+  as large as the map itself.
+
+Both add a floor of ``floor_m`` squared on the diagonal (the place spacing: a place is
+never known better than the distance between two places), so it is never zero.
 
 Places without a position take no part. Positions are centred on the map's mean first
 so UTM-sized coordinates lose no precision in the squares.
@@ -46,20 +52,34 @@ class PositionMoments(object):
 
 
 def belief_covariance(moments: PositionMoments, idx: np.ndarray, exc: np.ndarray, u: float, p_off: float,
-                      seq_id: int) -> Optional[List[List[float]]]:
-    """The 2 x 2 covariance (m^2) of the belief about place ``seq_id``'s position; None without one."""
+                      seq_id: int, local_radius_m: Optional[float] = None) -> Optional[List[List[float]]]:
+    """The 2 x 2 covariance (m^2) of the belief about place ``seq_id``'s position; None without one.
+
+    ``local_radius_m``: the mode's covariance (places within this radius, divided by their mass);
+    None: the whole belief's."""
     if moments.n == 0 or not moments.known[seq_id]:
         return None
     x = moments.centred[seq_id]
     keep = moments.known[idx]
     d = moments.centred[idx[keep]] - x
     w = np.asarray(exc, dtype=np.float64)[keep]
+    if local_radius_m is not None:
+        return _local(moments, d, w + float(u), local_radius_m)
     background = float(u) + float(p_off) / moments.n  # off-map mass: anywhere on the map
     second = background * moments.about(x) + (d * w[:, None]).T.dot(d)
     mass = background * moments.n + float(w.sum())
     cov = second / mass if mass > 0 else moments.about(x) / moments.n
     cov = 0.5 * (cov + cov.T) + moments.floor ** 2 * np.eye(2)
     return _as_list(cov)
+
+
+def _local(moments: PositionMoments, d: np.ndarray, w: np.ndarray, radius_m: float) -> List[List[float]]:
+    near = (d ** 2).sum(axis=1) <= float(radius_m) ** 2
+    dn, wn = d[near], w[near]
+    mass = float(wn.sum())
+    cov = (dn * wn[:, None]).T.dot(dn) / mass if mass > 0 else np.zeros((2, 2))
+    cov = cov / min(max(mass, 1e-6), 1.0)  # the mode's spread, widened by the mass it lacks
+    return _as_list(0.5 * (cov + cov.T) + moments.floor ** 2 * np.eye(2))
 
 
 def _as_list(cov: np.ndarray) -> List[List[float]]:

@@ -262,7 +262,8 @@ class RouteFilter(object):
         if self.positions is not None and np.isfinite(self.positions[seq_id]).all():
             position = [float(v) for v in self.positions[seq_id]]
         cov = None if position is None else belief_covariance(self.moments, self.idx, np.maximum(self.exc, 0.0),
-                                                              self.u, self.p_off, seq_id)
+                                                              self.u, self.p_off, seq_id,
+                                                              self.radius_m if state == TRACKING else None)
         return Estimate(seq_id, position, confidence, state, float(self.p_off), cov)
 
     def _mass_near(self, seq_id: int) -> float:

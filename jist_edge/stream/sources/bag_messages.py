@@ -30,14 +30,16 @@ POSE_COV = "geometry_msgs/msg/PoseWithCovarianceStamped"
 POSITION_TYPES = (NAVSATFIX, ODOMETRY, POSE, POSE_COV)
 NO_FIX = -1  # sensor_msgs/NavSatStatus.STATUS_NO_FIX
 
-# ROS encoding -> (channels, OpenCV conversion to BGR or None); Bayer codes as cv_bridge maps them
+# Bayer pattern (first row's two colours, then the second row's) -> OpenCV code, as cv_bridge maps them
+BAYER_TO_BGR = {"rggb": cv2.COLOR_BayerBG2BGR, "bggr": cv2.COLOR_BayerRG2BGR, "gbrg": cv2.COLOR_BayerGR2BGR,
+                "grbg": cv2.COLOR_BayerGB2BGR}
+# ROS encoding -> (channels, OpenCV conversion to BGR or None)
 _RAW = {
     "bgr8": (3, None), "8uc3": (3, None), "rgb8": (3, cv2.COLOR_RGB2BGR),
     "bgra8": (4, cv2.COLOR_BGRA2BGR), "rgba8": (4, cv2.COLOR_RGBA2BGR),
     "mono8": (1, cv2.COLOR_GRAY2BGR), "8uc1": (1, cv2.COLOR_GRAY2BGR),
-    "bayer_rggb8": (1, cv2.COLOR_BayerBG2BGR), "bayer_bggr8": (1, cv2.COLOR_BayerRG2BGR),
-    "bayer_gbrg8": (1, cv2.COLOR_BayerGR2BGR), "bayer_grbg8": (1, cv2.COLOR_BayerGB2BGR),
 }
+_RAW.update({"bayer_{}8".format(p): (1, code) for p, code in BAYER_TO_BGR.items()})
 RAW_ENCODINGS = tuple(sorted(_RAW))
 
 

@@ -167,3 +167,14 @@ def test_bag_export_writes_what_the_nano_reads(route, folder_map, tiny_bundle, t
     cap.release()
     res = CliRunner().invoke(main, ["bag", "export", bag, "--output", out])  # not empty: refused, kept
     assert res.exit_code != 0 and "not an empty folder" in res.output
+
+
+def test_the_runtime_imports_rosbags_and_mcap_only_when_a_bag_is_used():
+    import subprocess
+    import sys
+
+    code = ("import sys, jist_edge.stream.sources.bag, jist_edge.output.bag_writer, jist_edge.output.bag_export, "
+            "jist_edge.cli.bag_cmd, jist_edge.cli.dataset_cmd, jist_edge.datasets.robotcar, jist_edge.cli.run_cmd; "
+            "print(sorted(m for m in sys.modules if m.startswith(('rosbags', 'mcap'))))")
+    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, universal_newlines=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]"

@@ -109,3 +109,14 @@ def test_output_bag_needs_the_filter_and_a_writable_place(drive, tiny_bundle, tm
     res = CliRunner().invoke(main, ["run", "--model", tiny_bundle.path, "--map", drive["map"], "--bag", drive["query"],
                                     "--output-bag", str(tmp_path)])
     assert res.exit_code != 0 and "--output-bag" in res.output
+
+
+def test_realtime_replays_at_the_recorded_rate(drive, tiny_bundle, tmp_path):
+    import time
+
+    start = time.time()
+    res = CliRunner().invoke(main, ["run", "--model", tiny_bundle.path, "--map", drive["map"], "--bag", drive["query"],
+                                    "--realtime", "--quiet", "--output", str(tmp_path / "r.jsonl")])
+    assert res.exit_code == 0, res.output
+    assert time.time() - start >= 0.9 * (N - 1) * 0.1  # the bag spans 1.3 s at 10 Hz
+    assert len(open(str(tmp_path / "r.jsonl")).readlines()) >= 1

@@ -43,6 +43,8 @@ def _cities(src: str) -> Dict[str, str]:
     if not os.path.isdir(src):
         raise JistEdgeError("MSLS {} is not a folder".format(src))
     for root in (src, os.path.join(src, "train_val")):
+        if not os.path.isdir(root):
+            continue
         if os.path.isdir(os.path.join(root, "query")) and os.path.isdir(os.path.join(root, "database")):
             return {os.path.basename(os.path.abspath(root)): root}
         found = {c: os.path.join(root, c) for c in sorted(os.listdir(root)) if

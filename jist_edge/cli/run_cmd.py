@@ -78,8 +78,8 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @serve_option(RUN_HELP)
 @workspace_option
 def command(model, map_dir, camera, video, images, bag, image_topic, output_bag, top_k, output, display, max_frames,
-            backend, precision, no_build, ef, exact, realtime, max_retries, width, height, fps, flip, full_frame, no_filter, quiet, serve,
-            workspace_path):
+            backend, precision, no_build, ef, exact, realtime, max_retries, width, height, fps, flip, full_frame,
+            no_filter, quiet, serve, workspace_path):
     """Localize every frame of a camera, stream, video or image folder against a map.
 
     One JSON line per frame (match, position, per-stage latency, drops) goes to
@@ -134,8 +134,10 @@ def command(model, map_dir, camera, video, images, bag, image_topic, output_bag,
             failed = exc
         completed = True
     finally:
-        if bag_out is not None:  # written only by a run that produced results; else OUT stays as it was
-            bag_out.close() if completed and failed is None and stats.frames else bag_out.abort()
+        if bag_out is not None and completed and failed is None and stats.frames:
+            bag_out.close()  # written only by a run that produced results
+        elif bag_out is not None:
+            bag_out.abort()  # an existing OUT stays as it was
         if sinks is not None:
             failed = sinks.close() or failed
         if view is not None:

@@ -10,7 +10,7 @@ import re
 from typing import Any, Dict, List, Optional
 
 from jist_edge.benchmarks.machine import one_line
-from jist_edge.pipeline.matcher import DEFAULT_EF
+from jist_edge.search.matcher import DEFAULT_EF
 
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 

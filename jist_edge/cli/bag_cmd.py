@@ -41,7 +41,7 @@ def check_bag_options(bag: Optional[str], image_topic: Optional[str], output_bag
                       camera: Any, video: Any, images: Any) -> Tuple[Any, Optional[str]]:
     """run's --bag as (frame source, its name), or (None, None) without --bag; --output-bag checked before work."""
     if output_bag is not None:
-        from jist_edge.outputs import check_writable
+        from jist_edge.claims import check_writable
 
         if no_filter:
             raise click.UsageError("--output-bag writes the route filter's poses: drop --no-filter")

@@ -1,1 +1,2 @@
-"""Results and routes written for other tools: ROS 2 bags of poses (bag_writer), a bag as Nano-readable files (bag_export)."""
+"""Where results go: JSON lines, the status line, the window and the live web view; ROS 2 bags of poses
+(bag_writer) and a bag drive as files the Nano reads (bag_export)."""

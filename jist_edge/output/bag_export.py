@@ -103,8 +103,8 @@ def _write_positions(path: str, rows: Any, frame: Dict[str, Any]) -> None:
 
 
 def local_to_latlon(x: float, y: float, origin: Any) -> Any:
-    """The inverse of maps.positions.latlon_to_local around the same origin."""
-    from jist_edge.maps.positions import latlon_origin
+    """The inverse of positions.latlon_to_local around the same origin."""
+    from jist_edge.positions import latlon_origin
 
     lat0, lon0, meridian, parallel = latlon_origin(float(origin[0]), float(origin[1]))
     lat = lat0 + math.degrees(y / meridian)

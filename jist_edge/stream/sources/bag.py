@@ -122,7 +122,7 @@ class BagPositions(object):
 
 def read_positions(path: str, reader: Any, topic: str) -> BagPositions:
     """Every usable position of ``topic``; NavSatFix lat/lon become local metres around the first fix."""
-    from jist_edge.maps.positions import latlon_origin, latlon_to_local
+    from jist_edge.positions import latlon_origin, latlon_to_local
 
     samples = []  # type: List[Tuple[float, float, float]]
     no_fix = 0

@@ -6,6 +6,7 @@ from jist_edge.benchmarks import capture, precision
 from jist_edge.benchmarks.machine import one_line
 from jist_edge.benchmarks.soak import markdown as soak_markdown
 from jist_edge.fileio import write_bytes_atomic, write_json_atomic
+from jist_edge.tables import print_table as echo_table
 
 HARDWARE_NOTE = ("Absolute times hold only for the hardware stated above (and the load on it while the bench "
                  "ran); compare ratios, which were measured interleaved in the same process, with their spread.")
@@ -18,8 +19,6 @@ def _holds(value: Optional[bool]) -> str:
 
 def terminal_summary(result: Dict[str, Any], out: Callable[[str], None] = print) -> None:
     """The few tables a person reads at the end of `jist-edge bench`."""
-    from jist_edge.cli.common import echo_table
-
     pipe = result["pipeline"]
     rows = [[stage, s["p50_ms"], s["p95_ms"], s["p99_ms"], s["fps"]] for stage, s in pipe["stages"].items()]
     echo_table(["stage (ms, {} runs)".format(pipe["runs"]), "p50", "p95", "p99", "FPS"], rows, out)

@@ -5,7 +5,7 @@ from typing import Any, Dict, List
 from jist_edge.benchmarks import index_kinds, matching
 from jist_edge.benchmarks.claims import claim_row, index_of, lookup
 from jist_edge.benchmarks.section import Context, Section, ms_text, ratio_text
-from jist_edge.pipeline.matcher import DEFAULT_EF
+from jist_edge.search.matcher import DEFAULT_EF
 
 
 def run(ctx: Context) -> Dict[str, Any]:

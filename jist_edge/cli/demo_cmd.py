@@ -11,7 +11,7 @@ from jist_edge.cli.common import FiniteFloatRange, echo_table, warn, workspace_o
 from jist_edge.cli.demo_filter import filter_step, print_filter_step, synthesize_excursions
 from jist_edge.cli.serve_option import DEMO_HELP, open_view, serve_option, serve_until_interrupted
 from jist_edge.errors import JistEdgeError
-from jist_edge.outputs import check_writable
+from jist_edge.claims import check_writable
 
 RECALLS = (1, 5, 10)
 
@@ -35,8 +35,8 @@ def claim_demo_folder(out: str, force: bool) -> str:
     from jist_edge.bundle import BUNDLE_OUTPUT
     from jist_edge.fileio import resolve_link, write_bytes_atomic
     from jist_edge.maps.store import MAP_OUTPUT
-    from jist_edge.outputs import OutputKind, claim_folder
-    from jist_edge.synth.traversal import ROUTE_OUTPUT
+    from jist_edge.claims import OutputKind, claim_folder
+    from jist_edge.synth.dataset import ROUTE_OUTPUT
 
     real = resolve_link(out, "--output")
     made_here = OutputKind("demo folder", DEMO_MARKER, lambda m: True, lambda m: []).read(real) is not None
@@ -207,8 +207,8 @@ def _stream_queries(bundle: Any, place_map: Any, queries: str, query_frames: int
 
 
 def _score(place_map: Any, streamed: Dict[str, List[Any]], positions_csv: str, threshold: float) -> Dict[str, Any]:
-    from jist_edge.maps.evaluate import score_stream
-    from jist_edge.maps.positions import read_positions_csv
+    from jist_edge.evaluation.recall import score_stream
+    from jist_edge.positions import read_positions_csv
 
     t = _step(5, STEPS, "scoring recall like the paper (positive: any frame within {:g} m)".format(threshold))
     scores = score_stream(place_map, streamed["windows"], np.array(streamed["ids"]),

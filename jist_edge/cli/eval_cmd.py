@@ -60,9 +60,9 @@ def command(ctx, model, database, queries, database_positions, query_positions, 
       jist-edge eval --database route/db --queries route/query --recall 1 5 10 --json eval.json
     """
     from jist_edge.bundle import load_bundle
-    from jist_edge.maps.evaluate import evaluate, recall_rows
+    from jist_edge.evaluation.recall import evaluate, recall_rows
     from jist_edge.fileio import write_json_atomic
-    from jist_edge.outputs import check_writable
+    from jist_edge.claims import check_writable
 
     recalls = parse_recalls(recall, ctx.args)
     for option, path in (("--database", database), ("--queries", queries)):
@@ -105,7 +105,7 @@ def command(ctx, model, database, queries, database_positions, query_positions, 
         write_json_atomic(json_path, report)
         click.echo("report written: {}".format(json_path))
     if plot_dir:
-        from jist_edge.maps.eval_plots import write_plots
+        from jist_edge.evaluation.plots import write_plots
 
         for path in write_plots(report, plot_dir):
             click.echo("plot written: {}".format(path))

@@ -8,7 +8,7 @@ import click
 from jist_edge import workspace
 from jist_edge.cli.common import (FrameProgress, check_route_path, echo_json, echo_table, keeps_previous, model_path,
                                   warn, workspace_option)
-from jist_edge.maps.index import AUTO, AUTO_PCA_PLACES, DEFAULT_REDUCED_DIM, DEFAULT_RERANK, HNSW, KINDS
+from jist_edge.search.index import AUTO, AUTO_PCA_PLACES, DEFAULT_REDUCED_DIM, DEFAULT_RERANK, HNSW, KINDS
 from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M
 
 DEFAULT_SHARD_FRAMES = 256  # maps.cluster's default, repeated here so --help needs no import of it
@@ -144,7 +144,7 @@ def _drives(images: Optional[str], video: Optional[str], routes: Sequence[str], 
 def _open_encoder(bundle: Any, backend: str, ray_address: Optional[str], batch_size: int, shard_frames: int) -> Any:
     """A local encoder backend, or a pool of Ray workers running ONNX Runtime."""
     if ray_address is None:
-        from jist_edge.backends import create_encoder
+        from jist_edge.encoder import create_encoder
 
         return create_encoder(bundle, backend)
     if backend not in ("auto", "onnxruntime"):

@@ -157,8 +157,8 @@ class Sinks(object):
 
     def __init__(self, output: Optional[str], json_to_stdout: bool, display: bool, quiet: bool, log,
                  web: Any = None) -> None:
-        from jist_edge.outputs import check_writable
-        from jist_edge.stream.sinks import Display, JsonlSink, StatusLine, display_problem
+        from jist_edge.claims import check_writable
+        from jist_edge.output.sinks import Display, JsonlSink, StatusLine, display_problem
 
         self.web = web  # the --serve live view (closed by the command)
         self.viewer = None  # type: Any
@@ -187,7 +187,7 @@ class Sinks(object):
         return True
 
     def _write_json(self, result: Any) -> None:
-        from jist_edge.stream.sinks import JsonlSink
+        from jist_edge.output.sinks import JsonlSink
 
         try:
             if self.output is not None and self._handle is None:

@@ -16,12 +16,12 @@ from jist_edge.errors import BadFrame, JistEdgeError
 from jist_edge.locks import output_lock
 from jist_edge.maps import drives as drive_layout
 from jist_edge.maps.drives import Drive, as_drives  # noqa: F401  (Drive: for build_map callers)
-from jist_edge.maps.index import AUTO, DEFAULT_RERANK, DEFAULT_REDUCED_DIM, HNSW, IndexSpec
+from jist_edge.search.index import AUTO, DEFAULT_RERANK, DEFAULT_REDUCED_DIM, HNSW, IndexSpec
 from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED, FrameTable, PlaceMap, load_map
 from jist_edge.maps.write import refuse_overwrite, write_map
-from jist_edge.maps.positions import frame_position, read_positions_frame
-from jist_edge.pipeline.preprocess import Preprocessor
-from jist_edge.pipeline.seqgem import sliding_windows
+from jist_edge.positions import frame_position, read_positions_frame
+from jist_edge.encoder.preprocess import Preprocessor
+from jist_edge.encoder.seqgem import sliding_windows
 from jist_edge.stream.frame import to_bgr
 
 Progress = Optional[Callable[[int], None]]
@@ -216,7 +216,7 @@ def check_length(frames: int, seq_len: int, where: Any) -> None:
 def encode_route(bundle: Any, source_or_frames: Any, stride: int = 1, positions: Any = None, batch_size: int = 8,
                  encoder: Any = None, progress: Progress = None) -> EncodedRoute:
     """Encode a whole route once; frames that cannot be read or encoded are skipped and counted."""
-    from jist_edge.backends import create_encoder
+    from jist_edge.encoder import create_encoder
 
     reader = _RouteReader(source_or_frames, stride, positions)
     own = encoder is None
@@ -276,7 +276,7 @@ def build_map(
     ``source_or_frames``: one route (video, image folder, frames) with ``positions`` (None: from VPR
     file names, a CSV path, or a dict frame key -> (easting, northing)), or a list of
     ``maps.drives.Drive(source, positions)``, one per drive. ``encoder``: a backend, or a pool with
-    ``encode_stream`` (``maps.cluster``). ``index_kind``: auto, hnsw or hnsw-pca (maps.index).
+    ``encode_stream`` (``maps.cluster``). ``index_kind``: auto, hnsw or hnsw-pca (search.index).
     An existing non-empty ``out_dir`` is replaced only with ``force``. The returned map's
     ``build_stats`` lists per drive what was encoded, skipped and unpositioned.
     """
@@ -292,7 +292,7 @@ def build_map(
         refuse_overwrite(out_dir, force)  # before the expensive part
         own = encoder is None
         if own:
-            from jist_edge.backends import create_encoder
+            from jist_edge.encoder import create_encoder
 
             encoder = create_encoder(bundle)
         try:

@@ -18,11 +18,11 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 import numpy as np
 
 from jist_edge.errors import BadFrame, JistEdgeError
-from jist_edge.backends import EncoderBackend, create_encoder
+from jist_edge.encoder import EncoderBackend, create_encoder
 from jist_edge.bundle import Bundle, load_bundle
 from jist_edge.pipeline.descriptor_ring import DescriptorRing
-from jist_edge.pipeline.preprocess import Preprocessor
-from jist_edge.pipeline.seqgem import seqgem
+from jist_edge.encoder.preprocess import Preprocessor
+from jist_edge.encoder.seqgem import seqgem
 from jist_edge.stream.frame import to_bgr
 
 STAGES = ("capture_wait", "preprocess", "encode", "seqgem", "match")
@@ -95,7 +95,7 @@ class Localizer(object):
                  seq_len: Optional[int] = None, route_filter: bool = True, filter_params: Any = None,
                  **backend_options: Any) -> None:
         from jist_edge.maps.store import check_bundle
-        from jist_edge.pipeline.matcher import Matcher
+        from jist_edge.search.matcher import Matcher
 
         check_bundle(place_map.manifest, place_map.path, bundle)  # a map runs only with the model that made it
         self.bundle = bundle
@@ -106,9 +106,9 @@ class Localizer(object):
         self.matcher = Matcher(place_map, ef=ef, exact=exact)
         self.seq_len = _whole_number("seq_len", place_map.seq_len if seq_len is None else seq_len)
         self.ring = DescriptorRing(self.seq_len, bundle.dim)
-        self.tracker = None  # type: Any  # the route filter beside the raw match (jist_edge.pipeline.tracker)
+        self.tracker = None  # type: Any  # the route filter beside the raw match (jist_edge.filter.tracker)
         if route_filter:
-            from jist_edge.pipeline.tracker import RouteTracker
+            from jist_edge.filter.tracker import RouteTracker
 
             self.tracker = RouteTracker(place_map, self.matcher, filter_params)
         self.bad_frames = 0  # frames the source delivered but preprocessing refused (BadFrame)
@@ -177,7 +177,7 @@ class Localizer(object):
         if self.tracker is None:
             return None
         if not self.ring.full:
-            from jist_edge.pipeline.route_filter import Estimate, INITIALIZING
+            from jist_edge.filter.route_filter import Estimate, INITIALIZING
 
             return Estimate(None, None, 0.0, INITIALIZING)
         return self.tracker.step(pooled, timestamp)

@@ -11,6 +11,7 @@ from jist_edge.cli.common import FiniteFloatRange, echo_table, warn, workspace_o
 from jist_edge.cli.demo_filter import filter_step, print_filter_step, synthesize_excursions
 from jist_edge.cli.serve_option import DEMO_HELP, open_view, serve_option, serve_until_interrupted
 from jist_edge.errors import JistEdgeError
+from jist_edge.positions import POSITIVE_RADIUS_M
 from jist_edge.claims import check_writable
 
 RECALLS = (1, 5, 10)
@@ -64,7 +65,7 @@ def claim_demo_folder(out: str, force: bool) -> str:
 @click.option("--backend", default="auto", show_default=True,
               type=click.Choice(["auto", "onnxruntime", "tensorrt"]), help="Encoder backend.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the route and of random weights.")
-@click.option("--threshold", default=25.0, show_default=True, type=FiniteFloatRange(min=0, min_open=True),
+@click.option("--threshold", default=POSITIVE_RADIUS_M, show_default=True, type=FiniteFloatRange(min=0, min_open=True),
               help="Positive distance in metres.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the summary as JSON.")
 @click.option("--force", is_flag=True, help="Use an --output folder that a demo did not make (its model/, map/, "

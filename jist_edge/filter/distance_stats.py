@@ -17,11 +17,13 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from jist_edge.positions import POSITIVE_RADIUS_M
+
 STATS_FILE = "distance_stats.json"  # stored with the map, listed (and checked) in its manifest when present
 STATS_VERSION = 1
 DEFAULT_SAMPLE = 400
 DEFAULT_K = 32
-DEFAULT_THRESHOLD_M = 25.0
+DEFAULT_THRESHOLD_M = POSITIVE_RADIUS_M
 _SEED = 7
 _QUANTILES = (5, 25, 50, 75, 95, 99, 100)
 MAX_SEARCH = 1024  # nearest places searched per probe for confusers at most

@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from jist_edge.filter.route_filter import Estimate, FilterParams, RouteFilter
+from jist_edge.positions import POSITIVE_RADIUS_M
 
 DEFAULT_CENTRE_FRAMES = 50
 RAMP_WINDOWS = 3.0
@@ -67,7 +68,7 @@ class RouteTracker(object):
     """Runs the route filter beside the raw match, one window descriptor at a time, in order."""
 
     def __init__(self, place_map: Any, matcher: Any, params: Optional[FilterParams] = None,
-                 stats: Optional[Dict[str, Any]] = None, radius_m: float = 25.0,
+                 stats: Optional[Dict[str, Any]] = None, radius_m: float = POSITIVE_RADIUS_M,
                  centre_frames: int = DEFAULT_CENTRE_FRAMES) -> None:
         from jist_edge.filter.distance_stats import map_distance_stats
 

@@ -23,6 +23,9 @@ from jist_edge.positions import frame_position, read_positions_frame
 from jist_edge.encoder.preprocess import Preprocessor
 from jist_edge.encoder.seqgem import sliding_windows
 from jist_edge.stream.frame import to_bgr
+from jist_edge.bundle import load_bundle
+from jist_edge.encoder import create_encoder
+from jist_edge.stream.sources import open_source
 
 Progress = Optional[Callable[[int], None]]
 
@@ -167,7 +170,6 @@ def _open(source_or_frames: Any, stride: int):
         path = source_or_frames
         if not os.path.exists(path):
             raise JistEdgeError("route not found: {}".format(path))
-        from jist_edge.stream.sources import open_source
 
         kind = "images" if os.path.isdir(path) else "video"
         return open_source(path, stride=stride), 1, {"kind": kind, "path": os.path.abspath(path)}
@@ -216,8 +218,6 @@ def check_length(frames: int, seq_len: int, where: Any) -> None:
 def encode_route(bundle: Any, source_or_frames: Any, stride: int = 1, positions: Any = None, batch_size: int = 8,
                  encoder: Any = None, progress: Progress = None) -> EncodedRoute:
     """Encode a whole route once; frames that cannot be read or encoded are skipped and counted."""
-    from jist_edge.encoder import create_encoder
-
     reader = _RouteReader(source_or_frames, stride, positions)
     own = encoder is None
     if own:
@@ -246,8 +246,6 @@ def encode_route(bundle: Any, source_or_frames: Any, stride: int = 1, positions:
 
 def _resolve_bundle(bundle: Any) -> Any:
     if isinstance(bundle, str):
-        from jist_edge.bundle import load_bundle
-
         return load_bundle(bundle)
     return bundle
 
@@ -288,8 +286,6 @@ def build_map(
         refuse_overwrite(out_dir, force)  # before the expensive part
         own = encoder is None
         if own:
-            from jist_edge.encoder import create_encoder
-
             encoder = create_encoder(bundle)
         try:
             routes = [encode_route(bundle, d.source, stride, d.positions, batch_size, encoder, progress)

@@ -22,6 +22,7 @@ from jist_edge.maps.store import (DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SE
                                   SEQUENCES_FILE, SPACE, STATS_FILE, FrameTable, PlaceMap, centre_positions, load_map)
 from jist_edge.claims import claim_folder
 from jist_edge.write_errors import check_complete
+from jist_edge.filter.distance_stats import compute_distance_stats
 
 
 def build_hnsw(descriptors: np.ndarray, M: int, ef_construction: int, seed: int) -> Any:
@@ -174,8 +175,6 @@ def _table_writers(stored: np.ndarray, frame_descriptors: np.ndarray, frames: Fr
 def distance_stats(stored: np.ndarray, bounds: np.ndarray, frame_positions: np.ndarray, seq_frames: np.ndarray,
                    seq_len: int, search: Any) -> Dict[str, Any]:
     """The route filter's distance statistics of a new map (jist_edge.filter.distance_stats)."""
-    from jist_edge.filter.distance_stats import compute_distance_stats
-
     count = stored.shape[0]
     return compute_distance_stats(stored.astype(np.float32), bounds, seq_len, frame_positions, seq_frames,
                                   search if count > 2000 else None)

@@ -10,6 +10,7 @@ from jist_edge.cli.common import check_route_path, echo_table, model_path, works
 from jist_edge.cli.serve_option import RUN_HELP, open_view, serve_option
 from jist_edge.errors import JistEdgeError
 from jist_edge.output.fanout import OutputFailed, Sinks
+from jist_edge.stream.events import SourceOutage
 
 
 def resolve_model_and_map(model: Optional[str], map_dir: Optional[str], ws: Optional[str]):
@@ -31,6 +32,13 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
         summary["frames"], summary["partial"], summary["seconds"], summary["fps"]))
     echo("  dropped {}  skipped {}  distinct places matched {}".format(
         summary["dropped"], summary["skipped"], summary["distinct_places_matched"]))
+    source = summary.get("source") or {}
+    if source.get("outages") or source.get("reconnects") or source.get("repeated") or source.get("blind"):
+        echo("  camera: {} outage{} ({:.1f} s without frames), {} reconnect{}, {} repeated image{}, "
+             "{} blind frame{}".format(
+                 source["outages"], "" if source["outages"] == 1 else "s", source["outage_s"], source["reconnects"],
+                 "" if source["reconnects"] == 1 else "s", source["repeated"], "" if source["repeated"] == 1 else "s",
+                 source["blind"], "" if source["blind"] == 1 else "s"))
     rows = [(stage, v["p50"], v["p95"]) for stage, v in summary["latency_ms"].items()]
     echo_table(["stage", "p50 ms", "p95 ms"], rows, out=echo)
 
@@ -58,7 +66,11 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @click.option("--ef", type=click.IntRange(1), default=None, help="hnswlib search ef [default: 64].")
 @click.option("--exact", is_flag=True, help="Exact squared-L2 search instead of hnswlib.")
 @click.option("--realtime", is_flag=True, help="Pace files at their frame rate and drop frames like a camera.")
-@click.option("--max-retries", default=3, show_default=True, type=click.IntRange(0), help="Reopen attempts for a live source.")
+@click.option("--max-retries", default=None, type=click.IntRange(0),
+              help="Reopen attempts per outage of a live source [default: reopen for as long as the run lasts].")
+@click.option("--max-outage", "max_outage", default=None, type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="End the run (exit 1, summary printed) when a live source is gone longer than this "
+                   "[default: wait for it].")
 @click.option("--width", type=int, default=None, help="Camera capture width (csi:// and V4L2).")
 @click.option("--height", type=int, default=None, help="Camera capture height.")
 @click.option("--fps", type=int, default=None, help="Camera frame rate.")
@@ -72,8 +84,8 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @serve_option(RUN_HELP)
 @workspace_option
 def command(model, map_dir, camera, video, images, top_k, output, display, max_frames, backend, precision, no_build,
-            ef, exact, realtime, max_retries, width, height, fps, flip, full_frame, no_filter, quiet, serve,
-            workspace_path):
+            ef, exact, realtime, max_retries, max_outage, width, height, fps, flip, full_frame, no_filter, quiet,
+            serve, workspace_path):
     """Localize every frame of a camera, stream, video or image folder against a map.
 
     One JSON line per frame (match, position, per-stage latency, drops) goes to
@@ -83,7 +95,10 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     from jist_edge.pipeline.localizer import Localizer
     from jist_edge.pipeline.stats import RunStats
 
+    from jist_edge.stream.uri import redact_url
+
     uri = source_uri(camera, video, images)
+    shown = redact_url(uri)  # credentials never in a message, a JSON line or the live view
     model, map_dir = resolve_model_and_map(model, map_dir, workspace_path)
     loc = Localizer.open(model, map_dir, backend=backend, top_k=top_k, ef=ef, exact=exact, precision=precision,
                          no_build=no_build, cache_dir=workspace.engine_dir(workspace_path), route_filter=not no_filter)
@@ -92,7 +107,7 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     log = (lambda msg: click.echo(msg, err=True)) if json_to_stdout else click.echo
     if not quiet:
         log("jist-edge run: {} encoder{} on {}, map {} ({} sequences){}".format(
-            info["backend"], " ({})".format(info["precision"]) if info.get("precision") else "", uri, map_dir,
+            info["backend"], " ({})".format(info["precision"]) if info.get("precision") else "", shown, map_dir,
             info["map_sequences"], "  [RANDOM WEIGHTS: pipeline demo only]" if loc.bundle.random_init else ""))
         if info.get("precision_note"):
             log("  " + info["precision_note"])
@@ -102,19 +117,20 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     sinks = view = None
     failed = None  # type: Optional[OutputFailed]
     try:
-        view = open_view(serve, log, loc.place_map, dict(info, source=uri, random_init=loc.bundle.random_init))
+        view = open_view(serve, log, loc.place_map, dict(info, source=shown, random_init=loc.bundle.random_init))
         sinks = Sinks(output, json_to_stdout, display, quiet, log, view)
         source_opts = dict(max_retries=max_retries, width=width, height=height, fps=fps, flip=flip)
         if full_frame:
             source_opts["scale_to"] = None
         try:
-            for result in loc.stream(uri, realtime=realtime, max_frames=max_frames, **source_opts):
+            for result in loc.stream(uri, realtime=realtime, max_frames=max_frames, on_event=sinks.event,
+                                     max_outage_s=max_outage, **source_opts):
                 stats(result)
                 if not sinks(result, loc.last_image):
                     break
         except KeyboardInterrupt:
             log("\ninterrupted: stopping")
-        except OutputFailed as exc:  # disk full: stop, but keep the summary of what was done
+        except (OutputFailed, SourceOutage) as exc:  # disk full, camera gone too long: stop, keep the summary
             failed = exc
     finally:
         if sinks is not None:
@@ -125,9 +141,11 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     stats.skipped = loc.frames_skipped  # includes frames skipped after the last result
     if stats.frames == 0:
         raise JistEdgeError("no usable frame came from {} ({} skipped as unreadable){}".format(
-            uri, stats.skipped, "; {} was left as it was".format(output) if output else ""))
+            shown, stats.skipped, "; {} was left as it was".format(output) if output else ""))
+    summary = stats.summary()
+    summary["source"] = loc.source_counts()
     if not quiet:
-        print_summary(stats.summary(), info, log)
+        print_summary(summary, info, log)
     if failed is not None:
         raise JistEdgeError("{}; the run stopped after {} frame{}".format(
             failed, stats.frames, "" if stats.frames == 1 else "s"))

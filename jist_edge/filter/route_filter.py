@@ -32,7 +32,10 @@ from jist_edge.positions import POSITIVE_RADIUS_M
 INITIALIZING = "initializing"
 TRACKING = "tracking"
 LOST = "lost"
-STATES = (INITIALIZING, TRACKING, LOST)
+BLIND = "blind"  # the camera shows nothing (uniform frames): no update
+NO_CAMERA = "no_camera"  # no frame arrives (an outage): no update
+STATES = (INITIALIZING, TRACKING, LOST, BLIND, NO_CAMERA)
+MAX_PREDICT_STEPS = 300  # motion steps at most for one gap (a 20 s outage at 15 fps)
 
 
 class FilterParams(object):
@@ -178,6 +181,31 @@ class RouteFilter(object):
         self.frames += 1
         return self.estimate(ids[0])
 
+    def predict(self, dt: float) -> int:
+        """Widen the belief by the motion model over ``dt`` seconds without an observation (a camera
+        outage): one motion step per typical frame interval that passed, but the one the next update
+        makes itself. Returns the steps made."""
+        typical = sorted(self._dts)[len(self._dts) // 2] if self._dts else 0.0
+        if not typical > 0 or not dt > 0 or self.frames == 0:
+            return 0
+        steps = min(int(round(dt / typical)) - 1, MAX_PREDICT_STEPS)
+        blank = _NoObservation(self.count)
+        for _ in range(max(steps, 0)):
+            self._predict_and_observe(blank)
+            self._prune()
+        return max(steps, 0)
+
+    def predict_to(self, timestamp: float) -> int:
+        """predict() from the last update to ``timestamp``; the next update then sees an ordinary frame
+        interval (no gap reset: the time is already accounted for)."""
+        last = self._last_t
+        if last is None:
+            return 0
+        steps = self.predict(float(timestamp) - last)
+        if steps:
+            self._last_t = float(timestamp) - sorted(self._dts)[len(self._dts) // 2]
+        return steps
+
     def _predict_and_observe(self, obs: "Observation") -> None:
         p = self.params
         targets, beyond = self._targets()
@@ -292,6 +320,20 @@ class Observation(object):
         pos = np.searchsorted(self.sorted_ids, places)
         pos = np.minimum(pos, len(self.sorted_ids) - 1)
         return np.where(self.sorted_ids[pos] == places, self.sorted_like[pos], self.floor)
+
+
+class _NoObservation(object):
+    """What an observation that says nothing looks like to _predict_and_observe: every place and the
+    off-map state equally likely (so only the motion model acts)."""
+
+    def __init__(self, count: int) -> None:
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.floor = 1.0
+        self.off = 1.0
+        self.total = float(count)
+
+    def at(self, places: np.ndarray) -> np.ndarray:
+        return np.ones(np.shape(places), dtype=np.float64)
 
 
 def temperature_from(stats: Dict[str, Any], scale: float) -> float:

@@ -89,6 +89,10 @@ class RouteTracker(object):
         ids, dists = self.matcher.query(query[None], k=self.top_k)
         return self.filter.update(ids[0], dists[0], timestamp)
 
+    def predict_to(self, timestamp: float) -> int:
+        """The time without frames before ``timestamp`` widens the belief (RouteFilter.predict)."""
+        return self.filter.predict_to(timestamp)
+
     def reset(self) -> None:
         self.filter.reset()
         if self.centre is not None:

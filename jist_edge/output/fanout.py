@@ -1,15 +1,17 @@
 """Where each result of a run goes: JSON lines (a file or stdout), the status line, the window, the web view.
 
 ``Sinks`` is `jist-edge run`'s fan-out; a program that runs a ``Localizer`` itself can use it
-the same way: ``sinks(result, image)`` per result, ``sinks.close()`` at the end.
+the same way: ``sinks(result, image)`` per result, ``sinks.event(event)`` per outage event,
+``sinks.close()`` at the end.
 """
 import errno
+import logging
 import sys
 from typing import Any, Optional
 
 from jist_edge.claims import check_writable
 from jist_edge.errors import JistEdgeError
-from jist_edge.output.sinks import Display, JsonlSink, StatusLine, display_problem
+from jist_edge.output.sinks import Display, JsonlSink, StatusLine, StatusLogHandler, display_problem
 from jist_edge.write_errors import write_failure
 
 
@@ -36,12 +38,18 @@ class Sinks(object):
                 self.viewer = Display()
         terminal = sys.stderr if json_to_stdout else sys.stdout
         self.status = StatusLine(terminal) if not quiet and terminal.isatty() else None
+        self._log_handler = None  # type: Any
+        if self.status is not None:  # warnings on their own lines, not glued onto the status line
+            self._log_handler = StatusLogHandler(self.status)
+            logging.getLogger("jist_edge").addHandler(self._log_handler)
         self.output = check_writable(output, option) if output is not None else None
         self._handle = None  # type: Any
         self.jsonl = JsonlSink(sys.stdout) if json_to_stdout else None
+        self._last_image = self._lost_image = None  # type: Any
 
     def __call__(self, result: Any, image: Any) -> bool:
         """Hand one result to every sink; False when the user closed the window."""
+        self._last_image = image
         self._write_json(result)
         if self.status:
             self.status(result)
@@ -52,13 +60,29 @@ class Sinks(object):
             return not self.viewer.stopped
         return True
 
-    def _write_json(self, result: Any) -> None:
+    def event(self, event: Any) -> None:
+        """A live source's outage event: a JSON line (lost/back), the status line, the views."""
+        if event.recorded:
+            self._write_json(event, record=True)
+            if self.web is not None:
+                self.web.source_event(event)
+            self._lost_image = self._last_image if event.kind == "source_lost" else None
+            return
+        if self.status:
+            self.status.lost(event.lost_s)
+        if self.viewer is not None:
+            self.viewer.lost(self._lost_image, event.lost_s)
+
+    def _write_json(self, item: Any, record: bool = False) -> None:
         try:
             if self.output is not None and self._handle is None:
                 self._handle = open(self.output, "w")
                 self.jsonl = JsonlSink(self._handle)
             if self.jsonl:
-                self.jsonl(result)
+                if record:
+                    self.jsonl.event(item)
+                else:
+                    self.jsonl(item)
         except OSError as exc:
             raise self._failure(exc)
 
@@ -69,6 +93,9 @@ class Sinks(object):
 
     def close(self) -> Optional[OutputFailed]:
         """Close every sink; the failure to flush the last lines (disk full), if any."""
+        if self._log_handler is not None:
+            logging.getLogger("jist_edge").removeHandler(self._log_handler)
+            self._log_handler = None
         if self.status:
             self.status.close()
         if self.viewer is not None:

@@ -159,5 +159,6 @@ def test_soak_memory_flat_and_reconnects_continue(tiny_bundle, route):
     source.close()
     assert n == 3000
     assert source.reconnects >= 3000 // 40 - 1  # the clip has fewer than 40 frames: many drops, run went on
-    assert loc.ring._buf is ring_buffer and len(loc.ring) == place_map.seq_len
+    # every reopen starts the window again (a clip end is a gap): bounded, same buffer
+    assert loc.ring._buf is ring_buffer and 1 <= len(loc.ring) <= place_map.seq_len
     assert rss[1] - rss[0] < 16 * 1024 * 1024, "resident memory grew by {} MiB".format((rss[1] - rss[0]) >> 20)

@@ -75,7 +75,7 @@ def test_parse_csi_options():
     ("csi://left", ["csi://N"]),
     ("csi://0?zoom=2", ["zoom"]),
     ("csi://0?width=wide", ["width", "whole number"]),
-    ("http://host/video.mp4", ["http://"]),
+    ("ftp://host/video.mp4", ["ftp://"]),  # http(s):// is an MJPEG camera since issue 20
     ("v4l2://front", ["v4l2"]),
     ("rtsp://", ["no host"]),
     (-1, ["0 or more"]),

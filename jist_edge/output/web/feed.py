@@ -117,6 +117,7 @@ class LiveFeed(object):
         self._map_version = 0
         self._ended = None  # type: Optional[str]
         self._thread = None  # type: Optional[threading.Thread]
+        self._lost = None  # type: Optional[Tuple[float, str]]  # (perf_counter when lost, reason) in an outage
 
     # --- the pipeline thread ------------------------------------------------------------
     def offer(self, result: Any, image: Any) -> None:
@@ -135,6 +136,14 @@ class LiveFeed(object):
             if where is not None:
                 self._trail.append(where)
             self._wake.notify()
+
+    def source_event(self, event: Any) -> None:
+        """source_lost / source_back from the pipeline thread; O(1)."""
+        with self._lock:
+            if event.kind == "source_lost":
+                self._lost = (time.perf_counter(), str(event.reason or "no frame"))
+            elif event.kind == "source_back":
+                self._lost = None
 
     # --- set-up and end -----------------------------------------------------------------
     def set_info(self, info: Dict[str, Any], new_map: bool = False) -> None:
@@ -247,6 +256,7 @@ class LiveFeed(object):
                    "max_viewers": self.max_viewers, "max_fps": self.max_fps, "info": self._info,
                    "map_version": self._map_version, "ended": self._ended is not None, "message": self._ended,
                    "dropped": 0, "skipped": 0}
+            lost = self._lost
         out["fps"] = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 and \
             arrivals[-1] > arrivals[0] else None
         out["seconds_since_result"] = time.perf_counter() - arrivals[-1] if arrivals else None
@@ -260,6 +270,9 @@ class LiveFeed(object):
             out["result"] = data
             out["estimate"] = estimate_of(result)
             out["dropped"], out["skipped"] = result.dropped, result.skipped
+        out["camera"] = camera_state(lost, arrivals[-1] if arrivals else None)
+        if lost is not None and out["estimate"] is not None:
+            out["estimate"] = dict(out["estimate"], state="no_camera")  # the last place is not a live one
         return out
 
     def status_json(self) -> bytes:
@@ -270,6 +283,17 @@ class LiveFeed(object):
         except (TypeError, ValueError):  # a NaN or a numpy number somewhere (e.g. in a filter's estimate)
             text = json.dumps(finite(status), separators=(",", ":"))
         return text.encode("utf-8")
+
+
+def camera_state(lost: Optional[Tuple[float, str]], last_arrival: Optional[float]) -> Dict[str, Any]:
+    """{"lost": bool, "lost_s", "reason", "message"} for the page: "camera lost for N s" in an outage,
+    counted from the last result (the last frame before it)."""
+    if lost is None:
+        return {"lost": False}
+    since = last_arrival if last_arrival is not None and last_arrival <= lost[0] else lost[0]
+    seconds = max(0.0, time.perf_counter() - since)
+    return {"lost": True, "lost_s": round(seconds, 1), "reason": lost[1],
+            "message": "camera lost for {:.0f} s".format(seconds)}
 
 
 def _median_latency(latencies: Sequence[Dict[str, float]]) -> Dict[str, float]:

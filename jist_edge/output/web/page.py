@@ -14,7 +14,7 @@ BACKGROUND = "#1b1f24"
 # estimate marker by state (the route filter's states, "raw"/"partial" for the plain best match)
 STATE_COLORS = {"tracking": "#2ecc71", "ok": "#2ecc71", "locked": "#2ecc71", "converging": "#f1c40f",
                 "uncertain": "#f39c12", "lost": "#e74c3c", "kidnapped": "#e74c3c", "raw": "#29b6f6",
-                "partial": "#7e57c2"}
+                "partial": "#7e57c2", "no_camera": "#e74c3c", "blind": "#9e9e9e"}
 OTHER_STATE_COLOR = "#29b6f6"
 
 INDEX_HTML = """<!DOCTYPE html>
@@ -175,8 +175,10 @@ function show(s) {
   view.status = s;
   const stale = s.seconds_since_result !== null && s.seconds_since_result > 3;
   $("state").className = "";
-  $("state").textContent = s.ended ? s.message : (s.result ? (stale ? "no new frame for " +
-    fmt(s.seconds_since_result, 0) + " s" : "live") : "waiting for the first frame");
+  const gone = s.camera && s.camera.lost;
+  if (gone) $("state").className = "bad";
+  $("state").textContent = s.ended ? s.message : (gone ? s.camera.message : (s.result ? (stale ?
+    "no new frame for " + fmt(s.seconds_since_result, 0) + " s" : "live") : "waiting for the first frame"));
   $("where").textContent = describe(s);
   showNumbers(s);
   drawMap(s);

@@ -301,6 +301,10 @@ class WebView(object):
         """From the pipeline thread: O(1), never blocks on a viewer."""
         self.feed.offer(result, image)
 
+    def source_event(self, event: Any) -> None:
+        """A camera outage (jist_edge.stream.events): the view says "camera lost for N s" while it lasts."""
+        self.feed.source_event(event)
+
     def finish(self, message: str) -> None:
         self.feed.finish(message)
 

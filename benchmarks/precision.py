@@ -231,14 +231,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import argparse
     import json
 
-    from jist_edge.benchmarks import bundles, capture, runner
+    from jist_edge.benchmarks import bundles, capture
+    from jist_edge.benchmarks.settings import settings
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "jist-edge-bench-cache"))
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    cfg = runner.settings(quick=args.quick)
+    cfg = settings(quick=args.quick)
     sizes = [tuple(cfg["img_size"])] + [tuple(s) for s in cfg["extra_img_sizes"]]
     made = [bundles.random_bundle(args.cache, size, 5, print)[0] for size in sizes]
     result = {"precision": run(made, args.cache, cfg, print), "capture": capture.run(made[0], cfg["capture_frames"], print)}

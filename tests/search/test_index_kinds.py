@@ -27,7 +27,7 @@ def _write(path, bundle, kind="hnsw-pca", reduced_dim=32, rerank=16):
     seqs = sliding_windows(frames, L, bundle.seqgem_p, bundle.seqgem_eps)
     table = FrameTable(range(N_FRAMES), ["f{}".format(i) for i in range(N_FRAMES)], [None] * N_FRAMES,
                        np.c_[np.arange(N_FRAMES, dtype=float), np.zeros(N_FRAMES)])
-    spec = IndexSpec(kind, reduced_dim=reduced_dim, rerank=rerank)  # M=16, ef_construction=200: see README
+    spec = IndexSpec(kind, reduced_dim=reduced_dim, rerank=rerank)  # M=16, ef_construction=200: see docs/maps.md
     return write_map(path, bundle, frames, table, L, seqs, index=spec.meta(seqs.shape[0])), frames
 
 

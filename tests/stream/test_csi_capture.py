@@ -1,7 +1,7 @@
 """The Nano's CSI capture path as plain functions: nvvidconv scales to the model's size in hardware.
 
 GStreamer is absent here, so the pipeline strings are checked as text; what the CPU saves
-is measured by benchmarks/capture.py (see the README).
+is measured by benchmarks/capture.py (see docs/runtime-and-cameras.md).
 """
 import pytest
 

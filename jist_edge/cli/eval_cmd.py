@@ -26,8 +26,10 @@ def parse_recalls(values, extra) -> list:
 @click.command("eval", context_settings={"allow_extra_args": True})
 @click.option("--model", type=click.Path(), default=None, help="Model bundle [default: <workspace>/model].")
 @click.option("--database", required=True, type=click.Path(),
-              help="Database pass: image folder, video file, or a map folder built with this model.")
-@click.option("--queries", required=True, type=click.Path(), help="Query pass: image folder or video file.")
+              help="Database pass: image folder, video file, ROS bag, or a map folder built with this model.")
+@click.option("--queries", required=True, type=click.Path(), help="Query pass: image folder, video file or ROS bag.")
+@click.option("--image-topic", default=None, help="ROS bags: the image topic [default: the bag's only one].")
+@click.option("--position-topic", default=None, help="ROS bags: the position topic [default: the bag's only one].")
 @click.option("--database-positions", type=click.Path(dir_okay=False), default=None,
               help="CSV of database positions [default: from file names].")
 @click.option("--query-positions", type=click.Path(dir_okay=False), default=None,
@@ -48,7 +50,7 @@ def parse_recalls(values, extra) -> list:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @workspace_option
 @click.pass_context
-def command(ctx, model, database, queries, database_positions, query_positions, seq_len, threshold, recall, exact, ef,
+def command(ctx, model, database, queries, image_topic, position_topic, database_positions, query_positions, seq_len, threshold, recall, exact, ef,
             batch_size, json_path, no_filter, plot_dir, quiet, workspace_path):
     """Recall@N of a query pass against a database pass (the JIST paper's protocol).
 
@@ -69,6 +71,8 @@ def command(ctx, model, database, queries, database_positions, query_positions, 
     for option, path in (("--database", database), ("--queries", queries)):
         if not os.path.exists(path):
             raise JistEdgeError("{} not found: {}".format(option, path))
+    database, database_positions, queries, query_positions = _bag_passes(
+        database, database_positions, queries, query_positions, image_topic, position_topic)
     if json_path:
         json_path = check_writable(json_path, "--json")  # refused now, not after the evaluation
     if plot_dir and no_filter:
@@ -110,3 +114,22 @@ def command(ctx, model, database, queries, database_positions, query_positions, 
 
         for path in write_plots(report, plot_dir):
             click.echo("plot written: {}".format(path))
+
+
+def _bag_passes(database, database_positions, queries, query_positions, image_topic, position_topic):
+    """ROS bags given as --database or --queries become (frame source, positions) pairs (cli.bag_cmd)."""
+    from jist_edge.cli.bag_cmd import bag_route, is_bag
+
+    passes = []
+    for option, path, positions, csv_option in (("--database", database, database_positions, "--database-positions"),
+                                                ("--queries", queries, query_positions, "--query-positions")):
+        if is_bag(path):
+            if positions is not None:
+                raise click.UsageError("{} {} is a bag: its positions come from its position topic; drop {}".format(
+                    option, path, csv_option))
+            passes.extend(bag_route(path, image_topic, position_topic))
+        else:
+            passes.extend((path, positions))
+    if (image_topic or position_topic) and not (is_bag(database) or is_bag(queries)):
+        raise click.UsageError("--image-topic and --position-topic apply to ROS bags only")
+    return passes[0], passes[1], passes[2], passes[3]

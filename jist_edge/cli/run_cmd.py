@@ -50,6 +50,12 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
               help="Camera or stream: 0, /dev/video0, csi://0, rtsp://host/path.")
 @click.option("--video", type=click.Path(), default=None, help="A video file.")
 @click.option("--images", type=click.Path(), default=None, help="A folder of images (ordered by name).")
+@click.option("--bag", type=click.Path(), default=None,
+              help="A ROS bag (.bag, .mcap, ROS 2 bag folder; pip install 'jist-edge[bags]'): replayed as fast as "
+                   "it can, or at the recorded rate with --realtime.")
+@click.option("--image-topic", default=None, help="--bag: the image topic [default: the bag's only one].")
+@click.option("--output-bag", type=click.Path(dir_okay=False), default=None,
+              help="Also write the poses with covariance, fixes and status as ROS 2 messages to this .mcap file.")
 @click.option("--top-k", default=1, show_default=True, type=click.IntRange(1, 100), help="Matches per frame.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="Write one JSON line per frame here [default: stdout when it is not a terminal].")
@@ -83,9 +89,9 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @click.option("--quiet", is_flag=True, help="No status line and no summary.")
 @serve_option(RUN_HELP)
 @workspace_option
-def command(model, map_dir, camera, video, images, top_k, output, display, max_frames, backend, precision, no_build,
-            ef, exact, realtime, max_retries, max_outage, width, height, fps, flip, full_frame, no_filter, quiet,
-            serve, workspace_path):
+def command(model, map_dir, camera, video, images, bag, image_topic, output_bag, top_k, output, display, max_frames,
+            backend, precision, no_build, ef, exact, realtime, max_retries, max_outage, width, height, fps, flip,
+            full_frame, no_filter, quiet, serve, workspace_path):
     """Localize every frame of a camera, stream, video or image folder against a map.
 
     One JSON line per frame (match, position, per-stage latency, drops) goes to
@@ -95,9 +101,12 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     from jist_edge.pipeline.localizer import Localizer
     from jist_edge.pipeline.stats import RunStats
 
+    from jist_edge.cli.bag_cmd import check_bag_options, open_output_bag
     from jist_edge.stream.uri import redact_url
 
-    uri = source_uri(camera, video, images)
+    source, uri = check_bag_options(bag, image_topic, output_bag, no_filter, camera, video, images)
+    if source is None:
+        uri = source = source_uri(camera, video, images)
     shown = redact_url(uri)  # credentials never in a message, a JSON line or the live view
     model, map_dir = resolve_model_and_map(model, map_dir, workspace_path)
     loc = Localizer.open(model, map_dir, backend=backend, top_k=top_k, ef=ef, exact=exact, precision=precision,
@@ -116,23 +125,34 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     stats = RunStats()
     sinks = view = None
     failed = None  # type: Optional[OutputFailed]
+    bag_out, completed = None, False  # type: Any, bool
     try:
+        bag_out = open_output_bag(output_bag, loc) if output_bag else None
         view = open_view(serve, log, loc.place_map, dict(info, source=shown, random_init=loc.bundle.random_init))
         sinks = Sinks(output, json_to_stdout, display, quiet, log, view)
         source_opts = dict(max_retries=max_retries, width=width, height=height, fps=fps, flip=flip)
         if full_frame:
             source_opts["scale_to"] = None
+        if bag:
+            source_opts = {}  # a FrameSource takes no URI options
         try:
-            for result in loc.stream(uri, realtime=realtime, max_frames=max_frames, on_event=sinks.event,
+            for result in loc.stream(source, realtime=realtime, max_frames=max_frames, on_event=sinks.event,
                                      max_outage_s=max_outage, **source_opts):
                 stats(result)
+                if bag_out is not None:
+                    bag_out(result)
                 if not sinks(result, loc.last_image):
                     break
         except KeyboardInterrupt:
             log("\ninterrupted: stopping")
         except (OutputFailed, SourceOutage) as exc:  # disk full, camera gone too long: stop, keep the summary
             failed = exc
+        completed = True
     finally:
+        if bag_out is not None and completed and failed is None and stats.frames:
+            bag_out.close()  # written only by a run that produced results
+        elif bag_out is not None:
+            bag_out.abort()  # an existing OUT stays as it was
         if sinks is not None:
             failed = sinks.close() or failed
         if view is not None:

@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from jist_edge.errors import JistEdgeError
+from jist_edge.filter.belief_covariance import PositionMoments, belief_covariance
 from jist_edge.positions import POSITIVE_RADIUS_M
 
 INITIALIZING = "initializing"
@@ -82,19 +83,23 @@ class FilterParams(object):
 class Estimate(object):
     """The filter's answer for one frame (beside the raw match)."""
 
-    __slots__ = ("seq_id", "position", "confidence", "state", "off_map")
+    __slots__ = ("seq_id", "position", "confidence", "state", "off_map", "covariance_m2")
 
     def __init__(self, seq_id: Optional[int], position: Optional[List[float]], confidence: float, state: str,
-                 off_map: float = 0.0) -> None:
+                 off_map: float = 0.0, covariance_m2: Optional[List[List[float]]] = None) -> None:
         self.seq_id = seq_id
         self.position = position
         self.confidence = confidence
         self.state = state
         self.off_map = off_map
+        self.covariance_m2 = covariance_m2  # 2 x 2 m^2 about position (filter.belief_covariance)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"seq_id": self.seq_id, "position": self.position, "confidence": round(float(self.confidence), 6),
-                "state": self.state}
+        out = {"seq_id": self.seq_id, "position": self.position, "confidence": round(float(self.confidence), 6),
+               "state": self.state}
+        if self.covariance_m2 is not None:
+            out["covariance_m2"] = self.covariance_m2
+        return out
 
 
 class RouteFilter(object):
@@ -122,6 +127,7 @@ class RouteFilter(object):
         self.radius_m = float(radius_m)
         spacing = stats.get("place_spacing_m")
         self.radius_places = _radius_places(self.radius_m, spacing, stats)
+        self.moments = PositionMoments(self.positions, spacing) if self.positions is not None else None
         self._prior_q = _velocity_prior(self.offsets)
         self.reset()
 
@@ -284,7 +290,10 @@ class RouteFilter(object):
         position = None
         if self.positions is not None and np.isfinite(self.positions[seq_id]).all():
             position = [float(v) for v in self.positions[seq_id]]
-        return Estimate(seq_id, position, confidence, state, float(self.p_off))
+        cov = None if position is None else belief_covariance(self.moments, self.idx, np.maximum(self.exc, 0.0),
+                                                              self.u, self.p_off, seq_id,
+                                                              self.radius_m if state == TRACKING else None)
+        return Estimate(seq_id, position, confidence, state, float(self.p_off), cov)
 
     def _mass_near(self, seq_id: int) -> float:
         drive = int(np.searchsorted(self.bounds, seq_id, side="right") - 1)

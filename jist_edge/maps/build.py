@@ -173,6 +173,9 @@ def _open(source_or_frames: Any, stride: int):
 
         kind = "images" if os.path.isdir(path) else "video"
         return open_source(path, stride=stride), 1, {"kind": kind, "path": os.path.abspath(path)}
+    route_info = getattr(source_or_frames, "route_info", None)  # a source that says what it reads (a bag)
+    if isinstance(route_info, dict):
+        return source_or_frames, stride, route_info
     if isinstance(source_or_frames, np.ndarray) and source_or_frames.ndim != 4:
         raise JistEdgeError("a route given as one array must be N x H x W x 3, not {}-D".format(source_or_frames.ndim))
     if isinstance(source_or_frames, (bytes, dict)) or not hasattr(source_or_frames, "__iter__"):
@@ -200,6 +203,8 @@ def _position_table(positions: Any):
         return None, {"frame": drive_layout.METRIC}
     if isinstance(positions, dict):
         return positions, {"frame": drive_layout.METRIC}
+    if isinstance(positions, tuple) and len(positions) == 2 and isinstance(positions[0], dict):
+        return positions[0], dict(positions[1])  # (table, frame): e.g. a bag's NavSatFix in local metres
     if isinstance(positions, str):
         return read_positions_frame(positions)
     raise JistEdgeError("positions must be a CSV path or a dict, got {}".format(type(positions).__name__))

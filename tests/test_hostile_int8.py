@@ -155,7 +155,7 @@ def test_calibrate_refuses_black_frames(tiny_bundle, tmp_path):
 
 def test_the_gate_is_measured_on_frames_held_out_from_calibration(tiny_bundle, tmp_path):
     from jist_edge.calibration.dataset import open_calibration_set
-    from jist_edge.cli.calibrate_cmd import _hold_out
+    from jist_edge.calibration.workflow import _hold_out
 
     folder = str(tmp_path / "route")
     write_images(folder, route_frames(40, 64, 96, seed=2), positions(40))

@@ -29,9 +29,10 @@ MIN_TOP1 = 0.95
 METHOD = "minmax"
 
 
-def quantize_cpu_int8(bundle: Any, frames: np.ndarray, out_path: str) -> Dict[str, Any]:
+def quantize_cpu_int8(bundle: Any, frames: np.ndarray, out_path: str, work_dir: Optional[str] = None) -> Dict[str, Any]:
     """frames (Nx3xHxW, preprocessed like the runtime) -> U8S8 Q/DQ encoder at ``out_path``."""
-    return quantize_encoder(bundle.encoder_path, frames, out_path, method=METHOD, activations="uint8")
+    return quantize_encoder(bundle.encoder_path, frames, out_path, method=METHOD, activations="uint8",
+                            work_dir=work_dir)
 
 
 def gate(numbers: Dict[str, Any], min_cosine: Optional[float] = None, min_top1: Optional[float] = None) -> List[str]:

@@ -51,7 +51,7 @@ class _Reader(object):
 
 
 def quantize_encoder(onnx_path: str, frames: np.ndarray, out_path: str, method: str = "entropy",
-                     batch_size: int = 1, activations: str = "int8") -> Dict[str, Any]:
+                     batch_size: int = 1, activations: str = "int8", work_dir: Optional[str] = None) -> Dict[str, Any]:
     """frames (Nx3xHxW, preprocessed) -> Q/DQ ONNX at ``out_path`` (written atomically).
 
     Batches must all have one size (ONNX Runtime's histogram collectors stack them), so
@@ -71,7 +71,7 @@ def quantize_encoder(onnx_path: str, frames: np.ndarray, out_path: str, method: 
         raise ValueError("activations must be int8 or uint8, got {!r}".format(activations))
     if frames.ndim != 4 or frames.shape[0] < 1:
         raise JistEdgeError("need at least one calibration frame (Nx3xHxW), got shape {}".format(frames.shape))
-    work = tempfile.mkdtemp(prefix="jist-edge-qdq-")
+    work = tempfile.mkdtemp(prefix="jist-edge-qdq-", dir=work_dir)
     try:
         pre = os.path.join(work, "pre.onnx")
         quant_pre_process(onnx_path, pre, skip_symbolic_shape=True)

@@ -8,8 +8,7 @@ and in FP16) are measured the same way; the report holds them side by side.
 """
 import os
 import shutil
-import tempfile
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from jist_edge.errors import JistEdgeError
 
@@ -32,18 +31,45 @@ def calibrate(model: Any, calibration: str, engines: str, frames: int = 256, see
     by ``fidelity.revisit``)."""
     from jist_edge.calibration.dataset import open_calibration_set
 
+    from jist_edge.fileio import scratch_dir
+    from jist_edge.locks import output_lock
+
     calib = open_calibration_set(calibration, model, frames=frames, seed=seed)
+    held_out = _hold_out(calib, model, route_frames) if _same_source(route, calibration) else None
     log("calibrating on {} of {} frames of {}".format(len(calib), calib.total, calibration))
-    work = tempfile.mkdtemp(prefix="jist-edge-calibrate-")
-    try:
-        db, q = _route_passes(model, route or calibration, queries, route_frames, seed, warn)  # before the slow part
-        files, result, expected = _quantize(model, calib, engines, work, qdq_out, tensorrt_qdq, log, warn)
-        result.update(_fidelity(model, db, q, files, fp16, checkpoint, warn))
-        result["queries"] = "second pass {}".format(queries) if queries else "the route re-seen (fidelity.revisit)"
-        installed = _gate_and_install(model, result, files["int8-cpu"], engines, expected, force)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with output_lock(engines, "engine cache"):  # held throughout: its staging area holds the scratch folder
+        work = scratch_dir(engines)  # a calibrate killed outright leaves it for the next writer to sweep
+        try:
+            db, q = _route_passes(model, route or calibration, queries, route_frames, seed, warn,
+                                  held_out)  # before the slow part
+            files, result, expected = _quantize(model, calib, engines, work, qdq_out, tensorrt_qdq, log, warn)
+            result.update(_fidelity(model, db, q, files, fp16, checkpoint, warn))
+            result["queries"] = ("second pass {}".format(queries) if queries
+                                 else "the route re-seen (fidelity.revisit)")
+            installed = _gate_and_install(model, result, files["int8-cpu"], engines, expected, force)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return result, installed
+
+
+def _same_source(route: Optional[str], calibration: str) -> bool:
+    return route is None or os.path.realpath(route) == os.path.realpath(calibration)
+
+
+def _hold_out(calib: Any, model: Any, count: int) -> List[int]:
+    """The fidelity gate's route frames, taken out of the calibration set's reach: ``count`` (at most half the
+    route) evenly spaced frames; the calibration frames are drawn from the rest (a gate measured on the frames
+    the model was calibrated on passes 40 black frames)."""
+    import numpy as np
+
+    from jist_edge.calibration.dataset import select_indices
+
+    count = min(count, calib.total // 2)
+    route = sorted(set(int(i) for i in np.linspace(0, calib.total - 1, count))) if count >= model.seq_len else []
+    taken = set(route)
+    rest = [i for i in range(calib.total) if i not in taken]
+    calib.indices = [rest[j] for j in select_indices(len(rest), len(calib.indices), calib.seed)] if rest else []
+    return route
 
 
 def _quantize(model: Any, calib: Any, engines: str, work: str, qdq_out: Optional[str], tensorrt_qdq: bool,
@@ -55,8 +81,11 @@ def _quantize(model: Any, calib: Any, engines: str, work: str, qdq_out: Optional
     from jist_edge.calibration import cpu_int8
     from jist_edge.calibration.qdq import quantize_encoder
 
+    from jist_edge.calibration.variety import check_variety
+
     frames = calib.array()
     _warn_skipped(calib, "calibration", warn)
+    check_variety(frames, calib.source)
     expected = int8_model.expected_header(model, onnxruntime.__version__, calib.identity())
     result = {"calibration": calib.identity(), "bundle_id": model.bundle_id, "random_weights": model.random_init,
               "onnxruntime": onnxruntime.__version__}  # type: Dict[str, Any]
@@ -69,19 +98,21 @@ def _quantize(model: Any, calib: Any, engines: str, work: str, qdq_out: Optional
         result["cpu_int8_quantization"] = int8_model.read_header(current).get("quantization", {})
     else:
         files["int8-cpu"] = os.path.join(work, "encoder-int8-cpu.onnx")
-        info = cpu_int8.quantize_cpu_int8(model, frames, files["int8-cpu"])
+        info = cpu_int8.quantize_cpu_int8(model, frames, files["int8-cpu"], work_dir=work)
         result["cpu_int8_quantization"] = {k: v for k, v in info.items() if k != "path"}
     if tensorrt_qdq:
         files["int8-qdq"] = os.path.abspath(qdq_out) if qdq_out else os.path.join(work, "encoder-qdq.onnx")
-        info = quantize_encoder(model.encoder_path, frames, files["int8-qdq"])
+        info = quantize_encoder(model.encoder_path, frames, files["int8-qdq"], work_dir=work)
         result["qdq"] = {k: v for k, v in info.items() if k != "path"}
         result["qdq"]["path"] = files["int8-qdq"] if qdq_out else None
     return files, result, expected
 
 
-def _route_passes(model: Any, route: str, queries: Optional[str], count: int, seed: int, warn: Log):
+def _route_passes(model: Any, route: str, queries: Optional[str], count: int, seed: int, warn: Log,
+                  held_out: Optional[List[int]] = None):
     """(map, queries) as preprocessed frames: ``count`` frames evenly along the route (a route is a
-    sequence, so not stratified at random), and as many from the second pass or from fidelity.revisit."""
+    sequence, so not stratified at random), or the frames held out of calibration, and as many from the
+    second pass or from fidelity.revisit."""
     import numpy as np
 
     from jist_edge.calibration import fidelity
@@ -92,8 +123,13 @@ def _route_passes(model: Any, route: str, queries: Optional[str], count: int, se
     for source in (route, queries) if queries else (route,):
         frames = open_calibration_set(source, model, frames=count, seed=seed)
         frames.indices = sorted(set(int(i) for i in np.linspace(0, frames.total - 1, min(count, frames.total))))
+        if held_out and not passes:
+            frames.indices = list(held_out)
         passes.append(list(frames.images()))
         _warn_skipped(frames, "route", warn)
+    if held_out is not None and len(held_out) < model.seq_len:  # after reading: unreadable frames say so first
+        raise JistEdgeError("the fidelity route needs at least L={} frames held out from calibration, got {}: give "
+                            "a longer route or --route".format(model.seq_len, len(held_out)))
     if len(passes[0]) < model.seq_len or (queries and len(passes[1]) < model.seq_len):
         raise JistEdgeError("the fidelity route needs at least L={} frames per pass, got {}: give a longer "
                             "--route/--queries or more --route-frames".format(model.seq_len, min(map(len, passes))))

@@ -8,7 +8,6 @@ import contextlib
 import os
 import platform
 import shutil
-import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
@@ -17,7 +16,7 @@ import torch
 from jist_edge import __version__
 from jist_edge.bundle import ENCODER_FILE, SEQUENCE_FILE, Bundle, make_manifest, refuse_overwrite, write_bundle
 from jist_edge.errors import JistEdgeError
-from jist_edge.fileio import kept_note
+from jist_edge.fileio import kept_note, scratch_dir
 from jist_edge.locks import output_lock
 from jist_edge.write_errors import write_failure
 from jist_edge.export.checkpoint import load_checkpoint
@@ -64,6 +63,16 @@ def tool_versions(opset: int) -> Dict[str, str]:
         "onnxruntime": onnxruntime.__version__,
         "exporter": exporter_description(opset),
     }
+
+
+def check_pooling(model: JistModel, checkpoint: Optional[str]) -> None:
+    """GeM and SeqGeM p within the range the runtime accepts: p=0, -1 or 1e6 export fine and then give
+    all-zero or NaN descriptors (cosine 0 used to "pass" parity)."""
+    from jist_edge.checked_numbers import pooling_p
+
+    where = "checkpoint {}".format(checkpoint) if checkpoint else "--gem-p/--seqgem-p"
+    pooling_p(float(model.gem_p), where, "GeM p (model.aggregation.1.p)")
+    pooling_p(float(model.seqgem_p), where, "SeqGeM p (seq_gem.p)")
 
 
 def prepare_model(
@@ -115,7 +124,8 @@ def _export_locked(out_dir: str, checkpoint: Optional[str], random_init: bool, s
 
     with steps.timed(0, "build_model_s"):
         model, record = prepare_model(checkpoint, random_init, seed, gem_p, seqgem_p)
-    staging = tempfile.mkdtemp(prefix="jist-edge-export-")
+        check_pooling(model, checkpoint)
+    staging = scratch_dir(out_dir)  # swept by the next export if this one is killed outright
     try:
         files, written, parity = _export_and_check(model, staging, height, width, seq_len, opset, seed, steps)
         steps.start(4)

@@ -10,12 +10,14 @@ from typing import Any, Dict
 import numpy as np
 import torch
 
+from jist_edge.checked_numbers import check_descriptors
 from jist_edge.errors import JistEdgeError
 from jist_edge.export.model import JistModel
 from jist_edge.encoder.seqgem import seqgem
 
 TOLERANCE = 1e-4
 STREAM_TOLERANCE = 1e-5
+MIN_COSINE = 0.9999  # an absolute tolerance alone passes two all-zero outputs (cosine 0)
 CHECK_FRAMES = 3
 CHECK_SEQUENCES = 1
 
@@ -60,6 +62,11 @@ def check_parity(
     flat = sequences.reshape(-1, 1, 3, height, width).numpy()
     per_frame = np.concatenate([enc.run(None, {"frames": f})[0] for f in flat])
     streamed = seqgem(per_frame.reshape(CHECK_SEQUENCES, seq_len, -1), model.seqgem_p, model.seq_gem.eps)
+    for name, out in (("encoder.onnx", ort_frames), ("sequence.onnx", ort_seq)):
+        try:
+            check_descriptors(out, "exported " + name, zero_ok=False)
+        except JistEdgeError as exc:
+            raise JistEdgeError("parity check failed: {}; the bundle was not written".format(exc))
     report = {
         "inputs": "seeded N(0,1): {} frames, {} sequence(s) of {} at {}x{}".format(
             CHECK_FRAMES, CHECK_SEQUENCES, seq_len, height, width),
@@ -75,6 +82,9 @@ def check_parity(
         ("stream_encoder_seqgem_vs_sequence_onnx", STREAM_TOLERANCE),
     )
     for key, limit in limits:
+        if not report[key]["min_cosine"] >= MIN_COSINE:
+            raise JistEdgeError("parity check failed: {} min cosine {:.6f} < {}; the bundle was not written".format(
+                key, report[key]["min_cosine"], MIN_COSINE))
         if not report[key]["max_abs_diff"] <= limit:
             raise JistEdgeError(
                 "parity check failed: {} max abs diff {:.3g} > {:g}; the bundle was not written".format(

@@ -213,9 +213,34 @@ def validate_manifest(manifest: Dict[str, Any], where: str) -> None:
     for name in (ENCODER_FILE, SEQUENCE_FILE):
         if name not in manifest["files"]:
             raise IntegrityError("{}: files does not list {}".format(where, name))
+    for name, record in sorted(manifest["files"].items()):  # found by the fuzz harness: a record without sha256
+        if not isinstance(record, dict) or not isinstance(record.get("sha256"), str) or \
+                isinstance(record.get("bytes"), bool) or not isinstance(record.get("bytes", 0), int):
+            raise IntegrityError("{}: files[{!r}] must be an object with a sha256 string and a byte count".format(
+                where, name))
     for key in ("mean", "std"):
         if len(manifest["input"][key]) != 3:
             raise IntegrityError("{}: input.{} must have 3 values".format(where, key))
+    _check_numbers(manifest, where)
+
+
+def _check_numbers(manifest: Dict[str, Any], where: str) -> None:
+    """Every number the runtime applies: finite and in a range that gives real descriptors."""
+    from jist_edge.checked_numbers import number, pooling_p
+
+    inp = manifest["input"]
+    for key in ("height", "width"):
+        number(inp[key], where, "input." + key, 1, 16384, integer=True)
+    number(inp["scale"], where, "input.scale", 0, 1, low_open=True)
+    for i, value in enumerate(inp["mean"]):
+        number(value, where, "input.mean[{}]".format(i), -1e3, 1e3)
+    for i, value in enumerate(inp["std"]):
+        number(value, where, "input.std[{}]".format(i), 1e-6, 1e3)
+    number(manifest["seq_len"], where, "seq_len", 1, 10000, integer=True)
+    number(manifest["descriptor_dim"], where, "descriptor_dim", 1, 1 << 16, integer=True)
+    pooling_p(manifest["gem_p"], where, "gem_p")
+    pooling_p(manifest["seqgem_p"], where, "seqgem_p")
+    number(manifest["seqgem_eps"], where, "seqgem_eps", 0, 1e-2, low_open=True)
 
 
 def _check_fields(obj: Dict[str, Any], schema: Dict[str, Any], where: str) -> None:
@@ -240,10 +265,27 @@ def load_bundle(path: str, check_onnx: bool = True) -> Bundle:
     if bundle_identity(manifest) != manifest["bundle_id"]:
         raise IntegrityError("{}: bundle_id does not match its contents (manifest edited?)".format(manifest_path))
     BUNDLE_FOLDER.verify(path, manifest)
+    check_external_data(path, manifest["files"])
     bundle = Bundle(path, manifest)
     if check_onnx:
         check_onnx_io(bundle)
     return bundle
+
+
+def check_external_data(path: str, files: Dict[str, Any]) -> None:
+    """Every file a graph reads is a regular file of the bundle, listed (so checksummed) in its manifest:
+    a ``w.bin`` swapped in beside ``encoder.onnx`` after the map was built is refused, not run."""
+    from jist_edge.onnx_external import external_locations
+
+    for name in sorted(files):
+        if os.path.islink(os.path.join(path, name)):
+            raise IntegrityError("bundle file {} is a symlink; a bundle holds its own files".format(
+                os.path.join(path, name)))
+    for name in sorted(n for n in files if n.endswith(".onnx")):
+        for location in external_locations(os.path.join(path, name)):
+            if location not in files or os.path.basename(location) != location:
+                raise IntegrityError("bundle file {} reads external data {!r}, which its manifest does not list "
+                                     "with a checksum; export the bundle again".format(name, location))
 
 
 def check_onnx_io(bundle: Bundle) -> None:
@@ -261,6 +303,31 @@ def check_onnx_io(bundle: Bundle) -> None:
             raise IntegrityError("bundle file {} cannot be loaded by ONNX Runtime: {}".format(name, exc))
         _compare_shape(name, "input", sess.get_inputs(), in_shape)
         _compare_shape(name, "output", sess.get_outputs(), out_shape)
+        _probe(bundle, sess)
+
+
+def _probe(bundle: Bundle, sess: Any) -> None:
+    """One textured probe frame through the encoder and SeqGeM: a bundle whose descriptors are zero or
+    non-finite (NaN weights, a degenerate p) is refused before a map or a run is built on it."""
+    import numpy as np
+
+    from jist_edge.checked_numbers import check_descriptors
+
+    rows = np.arange(bundle.height, dtype=np.float32)[:, None]
+    cols = np.arange(bundle.width, dtype=np.float32)[None, :]
+    frame = np.stack([0.5 + 0.5 * np.sin(rows / (3.0 + c) + cols / (5.0 + 2 * c)) for c in range(3)])
+    mean = np.asarray(bundle.mean, np.float32)[:, None, None]
+    std = np.asarray(bundle.std, np.float32)[:, None, None]
+    batch = ((frame - mean) / std)[None].astype(np.float32)
+    where = "bundle {} (probe frame)".format(bundle.path)
+    try:
+        out = sess.run(None, {sess.get_inputs()[0].name: batch})[0]
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise IntegrityError("{}: ONNX Runtime cannot run {}: {}".format(where, ENCODER_FILE, exc))
+    check_descriptors(out, where, zero_ok=False)
+    p = np.float32(bundle.seqgem_p)  # SeqGeM of L copies of one frame (pipeline.seqgem; the core imports no subpackage)
+    pooled = np.power(np.power(np.maximum(out, np.float32(bundle.seqgem_eps)), p), np.float32(1.0) / p)
+    check_descriptors(pooled, where + " after SeqGeM", zero_ok=False)
 
 
 def _compare_shape(name: str, kind: str, args: List[Any], expected: List[Optional[int]]) -> None:

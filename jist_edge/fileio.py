@@ -177,6 +177,8 @@ def verify_files(directory: str, files: Dict[str, Dict[str, Any]], what: str) ->
             raise IntegrityError("{} manifest lists a path outside its folder: {!r}".format(what, name))
         path = os.path.join(directory, name)
         if not os.path.isfile(path):
+            if os.path.lexists(path):  # a FIFO would block the checksum, a device would read forever
+                raise IntegrityError("{} file {} is not a regular file".format(what, path))
             raise IntegrityError("{} file missing: {}".format(what, path))
         size = meta.get("bytes")
         if size is not None and os.path.getsize(path) != size:
@@ -207,6 +209,18 @@ def sweep_leftovers(final_dir: str) -> None:
         os.replace(os.path.join(parent, olds[-1]), final_dir)
     for _, n in found:
         shutil.rmtree(os.path.join(parent, n), ignore_errors=True)
+
+
+def scratch_dir(final_dir: str) -> str:
+    """A new scratch folder in ``final_dir``'s own staging area (``.NAME.xxxxxxxx.staging`` beside it):
+    what a writer killed outright leaves there is swept by the next holder of the output's lock, never
+    left in the temp directory. The caller holds that lock and removes the folder when done."""
+    real = os.path.realpath(resolve_link(final_dir))
+    parent = ensure_parent_dir(real)
+    try:
+        return tempfile.mkdtemp(prefix="." + os.path.basename(real) + ".", suffix=".staging", dir=parent)
+    except OSError as exc:
+        raise _cannot_write(final_dir, exc)
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import sys
 import time
 from typing import Any, Dict, Iterator, List, Optional
@@ -65,7 +66,11 @@ def output_lock(target: str, what: str = "output") -> Iterator[None]:
     try:  # from here on, Ctrl-C or SIGTERM at any point still removes the lock file
         _HELD[real] = [fd, 1]
         sweep_leftovers(real)  # what writers killed outright left: no one else can be writing it now
-        yield
+        try:
+            yield
+        except BaseException:  # a signal inside mkdtemp leaves a folder no one has a name for: swept here
+            sweep_leftovers(real)
+            raise
     finally:
         _HELD.pop(real, None)
         _release(path, fd)
@@ -74,10 +79,7 @@ def output_lock(target: str, what: str = "output") -> Iterator[None]:
 def _acquire(path: str, target: str, what: str) -> int:
     ensure_parent_dir(target)  # the lock's folder too; an error names the output, not the lock
     while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise JistEdgeError("cannot lock {} {}: cannot create {}: {}".format(what, target, path, exc.strerror))
+        fd = _open_lock_file(path, target, what)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -97,9 +99,33 @@ def _acquire(path: str, target: str, what: str) -> int:
         os.close(fd)  # the holder removed the file as we opened it: take the new one
 
 
+# a lock file is never followed through a link (a planted ``.map.lock -> victim`` would be
+# truncated and overwritten) and never leaks into a child process
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_lock_file(path: str, target: str, what: str) -> int:
+    """Open (or create) the lock file itself: a link, a folder or a device there is refused."""
+    if os.path.islink(path):
+        raise JistEdgeError("cannot lock {} {}: the lock file {} is a symlink (planted or left by mistake); "
+                            "remove it".format(what, target, path))
+    try:
+        fd = os.open(path, _OPEN_FLAGS | getattr(os, "O_NONBLOCK", 0), 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise JistEdgeError("cannot lock {} {}: the lock file {} is a symlink; remove it".format(
+                what, target, path))
+        raise JistEdgeError("cannot lock {} {}: cannot create {}: {}".format(what, target, path, exc.strerror))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise JistEdgeError("cannot lock {} {}: the lock file {} is not a regular file; remove it".format(
+            what, target, path))
+    return fd
+
+
 def _same_file(fd: int, path: str) -> bool:
     try:
-        mine, there = os.fstat(fd), os.stat(path)
+        mine, there = os.fstat(fd), os.lstat(path)
     except OSError:
         return False
     return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)

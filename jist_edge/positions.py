@@ -49,8 +49,16 @@ def _finite_float(text: str) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
+MAX_COORDINATE_M = 1e8  # UTM northings reach 1e7 m; anything beyond is a broken file, not a place
+
+
+def _plausible(value: float) -> bool:
+    return abs(value) <= MAX_COORDINATE_M
+
+
 def position_from_name(name: str) -> Optional[Position]:
-    """(easting, northing) from fields 1 and 2 of a name split on '@'; None when absent."""
+    """(easting, northing) from fields 1 and 2 of a name split on '@'; None when absent. A coordinate
+    beyond MAX_COORDINATE_M (``@1e308@``) is refused naming the file."""
     fields = _fields(name)
     if len(fields) <= NORTHING_FIELD:
         return None
@@ -58,6 +66,9 @@ def position_from_name(name: str) -> Optional[Position]:
     northing = _finite_float(fields[NORTHING_FIELD])
     if easting is None or northing is None:
         return None
+    if not (_plausible(easting) and _plausible(northing)):
+        raise JistEdgeError("frame {}: position {!r}, {!r} is not a plausible coordinate (at most {:g} m)".format(
+            name, fields[EASTING_FIELD], fields[NORTHING_FIELD], MAX_COORDINATE_M))
     return easting, northing
 
 
@@ -194,6 +205,9 @@ def read_positions_frame(path: str) -> Tuple[Dict[FrameKey, Position], Dict[str,
                     if origin is None:
                         origin = latlon_origin(a, b)
                     a, b = latlon_to_local(a, b, origin)
+                elif not (_plausible(a) and _plausible(b)):
+                    raise JistEdgeError("positions CSV {} line {}: {!r}, {!r} is not a plausible coordinate (at most "
+                                        "{:g} m)".format(path, line, row[a_col], row[b_col], MAX_COORDINATE_M))
                 if key in result:
                     raise JistEdgeError("positions CSV {} line {}: frame {!r} appears twice".format(path, line, key))
                 result[key] = (a, b)

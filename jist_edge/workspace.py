@@ -13,6 +13,11 @@ DEFAULT_DIR = os.path.join("~", ".jist-edge")
 def workspace_dir(override: Optional[str] = None) -> str:
     """--workspace beats $JIST_EDGE_HOME beats ~/.jist-edge."""
     path = override or os.environ.get(ENV_VAR) or DEFAULT_DIR
+    if path.startswith("~") and "HOME" in os.environ and not os.environ["HOME"].strip():
+        from jist_edge.errors import JistEdgeError
+
+        # expanduser would give /.jist-edge, silently, at the root of the file system
+        raise JistEdgeError("HOME is empty, so there is no ~/.jist-edge: give --workspace DIR or set {}".format(ENV_VAR))
     return os.path.abspath(os.path.expanduser(path))
 
 

@@ -102,7 +102,7 @@ def test_force_never_empties_a_folder_jist_edge_did_not_write(command, tiny_bund
     out = str(tmp_path / "mine")
     if command == "demo":
         before = _user_folder(os.path.join(out, "model"))
-        args = ["demo", "--output", out, "--force", "--frames", "20", "--img-size", "64", "96"]
+        args = ["demo", "--output", out, "--force", "--frames", "25", "--img-size", "64", "96"]
         target = os.path.join(out, "model")
     else:
         before = _user_folder(out)

@@ -40,8 +40,10 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
         if cmd_name not in COMMANDS or not _module_exists(COMMANDS[cmd_name][0]):
             return None
+        from jist_edge.cli.repeats import guard
+
         module = importlib.import_module("jist_edge.cli." + COMMANDS[cmd_name][0])
-        return module.command
+        return guard(module.command)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]

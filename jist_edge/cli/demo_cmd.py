@@ -8,7 +8,7 @@ import numpy as np
 
 from jist_edge import workspace
 from jist_edge.cli.common import FiniteFloatRange, echo_table, warn, workspace_option
-from jist_edge.cli.demo_filter import filter_step, print_filter_step, synthesize_excursions
+from jist_edge.cli.demo_filter import check_frames, filter_step, print_filter_step, synthesize_excursions
 from jist_edge.cli.serve_option import DEMO_HELP, open_view, serve_option, serve_until_interrupted
 from jist_edge.errors import JistEdgeError
 from jist_edge.positions import POSITIVE_RADIUS_M
@@ -83,6 +83,7 @@ def command(output, checkpoint, frames, img_size, seq_len, backend, seed, thresh
     """
     from jist_edge.locks import output_lock
 
+    check_frames(frames, seed)  # before minutes of export and rendering
     try:
         from jist_edge.export.exporter import export_bundle
     except ImportError as exc:

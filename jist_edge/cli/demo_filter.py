@@ -24,6 +24,32 @@ def synthesize_excursions(out: str, frames: int, img_size: Any, seed: int) -> Di
                               as_video=True, detour=True, kidnaps=kidnaps_for(frames))
 
 
+def check_frames(frames: int, seed: int) -> None:
+    """--frames refused up front (not after synthesizing) when the excursion pass cannot be planned on so
+    short a route; the message names the smallest count that works for this seed."""
+    problem = _plan_problem(frames, seed)
+    if problem is None:
+        return
+    fits = next((n for n in range(frames + 1, frames + 400) if _plan_problem(n, seed) is None), None)
+    raise click.BadParameter("{} frames make too short a route for the demo's detour and kidnap pass ({}){}".format(
+        frames, problem, "; use --frames {} or more".format(fits) if fits else ""), param_hint="'--frames'")
+
+
+def _plan_problem(frames: int, seed: int) -> Any:
+    from jist_edge.errors import JistEdgeError
+    from jist_edge.synth import traversal
+    from jist_edge.synth.excursions import plan_query_pass
+    from jist_edge.synth.route import Route
+
+    route = Route(seed=seed, length_m=(frames - 1) * traversal.DATABASE_SPACING_M)
+    try:
+        plan_query_pass(route, traversal.DATABASE_SPACING_M * traversal.QUERY_SPEED_RATIO,
+                                  traversal.QUERY_OFFSET_M, True, kidnaps_for(frames), seed)
+    except JistEdgeError as exc:
+        return str(exc)
+    return None
+
+
 def kidnaps_for(frames: int) -> int:
     """KIDNAPS on the default route; one on short ones (each stretch between jumps needs room)."""
     return KIDNAPS if frames >= 120 else 1

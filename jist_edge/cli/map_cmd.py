@@ -59,10 +59,12 @@ def command() -> None:
 @click.option("--output", type=click.Path(file_okay=False), default=None, help="Map folder [default: <workspace>/map].")
 @click.option("--force", is_flag=True, help="Replace an existing map folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--allow-missing-positions", is_flag=True,
+              help="Build although --positions leaves some frames without a position (refused otherwise).")
 @workspace_option
 def build(model, images, video, routes, bags, image_topic, position_topic, from_map, positions, stride, seq_len, batch_size, fp16, index_kind,
           reduced_dim, rerank, M, ef_construction, backend, ray_address, shard_frames, output, force, quiet,
-          workspace_path):
+          allow_missing_positions, workspace_path):
     """Encode one or several routes once, pool windows of L frames with SeqGeM, and index them.
 
     \b
@@ -90,14 +92,15 @@ def build(model, images, video, routes, bags, image_topic, position_topic, from_
     output = output or workspace.map_dir(workspace_path)
     index = IndexSpec(index_kind, M, ef_construction, reduced_dim=reduced_dim, rerank=rerank)
     # one writer per map folder, from the first check to the swap; Ctrl-C says what was kept
-    with output_lock(output, "map output"), keeps_previous("map build", output, "map"):
+    with keeps_previous("map build", output, "map"), output_lock(output, "map output"):
         _build(model_path(model, workspace_path), drives, from_map, output, index, seq_len, stride, batch_size, fp16,
-               backend, ray_address, shard_frames, force, quiet)
+               backend, ray_address, shard_frames, force, quiet, allow_missing_positions)
 
 
 def _build(model: str, drives: Optional[List[Any]], from_map: Optional[str], output: str, index: IndexSpec,
            seq_len: Optional[int], stride: int, batch_size: int, fp16: bool, backend: str,
-           ray_address: Optional[str], shard_frames: int, force: bool, quiet: bool) -> None:
+           ray_address: Optional[str], shard_frames: int, force: bool, quiet: bool,
+           allow_missing_positions: bool = False) -> None:
     from jist_edge.bundle import load_bundle
     from jist_edge.maps.build import build_map, rebuild_map
     from jist_edge.maps.write import refuse_overwrite
@@ -117,7 +120,8 @@ def _build(model: str, drives: Optional[List[Any]], from_map: Optional[str], out
         encoder = _open_encoder(bundle, backend, ray_address, batch_size, shard_frames)
         try:
             place_map = build_map(bundle, drives, output, seq_len=seq_len, stride=stride, batch_size=batch_size,
-                                  fp16=fp16, index=index, encoder=encoder, progress=progress, force=force)
+                                  fp16=fp16, index=index, encoder=encoder, progress=progress, force=force,
+                                  allow_missing_positions=allow_missing_positions)
         finally:
             progress.close()
             encoder.close()
@@ -277,6 +281,6 @@ def merge(maps, output, index_kind, fp16, force):
     from jist_edge.maps.merge import merge_maps
 
     start = time.time()
-    with output_lock(output, "map output"), keeps_previous("map merge", output, "map"):
+    with keeps_previous("map merge", output, "map"), output_lock(output, "map output"):
         place_map = merge_maps(list(maps), output, fp16=fp16, index_kind=index_kind, force=force)
     _print_built(place_map, 0, 0.0, time.time() - start)

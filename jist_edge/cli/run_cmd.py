@@ -107,13 +107,15 @@ def command(model, map_dir, camera, video, images, bag, image_topic, output_bag,
     source, uri = check_bag_options(bag, image_topic, output_bag, no_filter, camera, video, images)
     if source is None:
         uri = source = source_uri(camera, video, images)
+    if sys.stdout is None and output is None and output_bag is None:  # `run >&-`
+        raise JistEdgeError("stdout is closed and no --output was given: the results would go nowhere")
     shown = redact_url(uri)  # credentials never in a message, a JSON line or the live view
     model, map_dir = resolve_model_and_map(model, map_dir, workspace_path)
     loc = Localizer.open(model, map_dir, backend=backend, top_k=top_k, ef=ef, exact=exact, precision=precision,
                          no_build=no_build, cache_dir=workspace.engine_dir(workspace_path), route_filter=not no_filter)
     info = loc.describe()
     json_to_stdout = output is None and not sys.stdout.isatty()
-    log = (lambda msg: click.echo(msg, err=True)) if json_to_stdout else click.echo
+    log = (lambda msg: click.echo(msg, err=True)) if json_to_stdout or sys.stdout is None else click.echo
     if not quiet:
         log("jist-edge run: {} encoder{} on {}, map {} ({} sequences){}".format(
             info["backend"], " ({})".format(info["precision"]) if info.get("precision") else "", shown, map_dir,

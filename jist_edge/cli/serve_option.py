@@ -11,8 +11,9 @@ RUN_HELP = (
     "wide), the route map with the current estimate and its recent trail, FPS, per-stage latency, drops and "
     "skips; /status.json has the latest result for scripts. HOST defaults to 127.0.0.1, which only this machine "
     "can open (from elsewhere: ssh -L PORT:127.0.0.1:PORT DEVICE, then http://127.0.0.1:PORT/). Binding "
-    "0.0.0.0:PORT (every interface) or the device's address is a deliberate choice: anyone who can reach that "
-    "port sees the camera. Read-only, GET only, at most 4 viewers; frames for the view are dropped, never the "
+    "0.0.0.0:PORT (every interface) or the device's address serves the network: every request then needs a "
+    "random token, printed in the URL to open (http://ADDR:PORT/?token=...) and kept in a cookie; see "
+    "--serve-token. Read-only, GET only, at most 4 viewers; frames for the view are dropped, never the "
     "pipeline's.")
 DEMO_HELP = (
     "Serve the query run live at http://HOST:PORT/ (HOST defaults to 127.0.0.1; see `jist-edge run --help`): "
@@ -31,8 +32,41 @@ def _parse(ctx: Any, param: Any, value: Optional[str]) -> ServeAddress:
         raise click.BadParameter(str(exc), ctx=ctx, param=param)
 
 
+TOKEN_HELP = (
+    "The token a live view beyond loopback requires (16-128 characters of A-Z a-z 0-9 _ -) [default: a random "
+    "one, printed in the view's URL]. Loopback views need none unless this is given.")
+
+
+def _token(ctx: Any, param: Any, value: Optional[str]) -> None:
+    """Kept in the context (not a parameter of the command): open_view reads it."""
+    from jist_edge.output.web.access import check_token_text
+
+    if value is None:
+        return
+    try:
+        ctx.meta["jist_edge.serve_token"] = check_token_text(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param)
+
+
 def serve_option(help_text: str) -> Callable:
-    return click.option("--serve", "serve", default=None, metavar="[HOST:]PORT", callback=_parse, help=help_text)
+    serve = click.option("--serve", "serve", default=None, metavar="[HOST:]PORT", callback=_parse, help=help_text)
+    token = click.option("--serve-token", default=None, metavar="TOKEN", envvar="JIST_EDGE_SERVE_TOKEN",
+                         show_envvar=True, callback=_token, expose_value=False, help=TOKEN_HELP)
+
+    def both(func: Callable) -> Callable:
+        return serve(token(func))
+
+    return both
+
+
+def _given_token() -> Optional[str]:
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if "jist_edge.serve_token" in ctx.meta:
+            return ctx.meta["jist_edge.serve_token"]
+        ctx = ctx.parent
+    return None
 
 
 def open_view(address: ServeAddress, log: Callable[[str], None], place_map: Any = None,
@@ -42,9 +76,12 @@ def open_view(address: ServeAddress, log: Callable[[str], None], place_map: Any 
         return None
     from jist_edge.output.web.server import WebView
 
-    view = WebView(address[0], address[1]).start()
+    view = WebView(address[0], address[1], token=_given_token()).start()
     if place_map is not None:
         view.set_map(place_map, info)
+    warning = view.exposure_warning()
+    if warning:
+        click.echo("warning: " + warning, err=True)
     log("live view: {}{}".format(view.url, note))
     return view
 

@@ -72,7 +72,7 @@ def command(output: Optional[str], frames: Optional[int], length_m: Optional[flo
         raise JistEdgeError("--query-offset {} m is beyond the end of the {:.1f} m route".format(query_offset_m, route_m))
     query_frames = frames_that_fit(route_m, query_offset_m, query_spacing_m)
     out_dir = os.path.abspath(output or os.path.join(workspace.workspace_dir(workspace_path), "synth"))
-    with output_lock(out_dir, "synth output"), keeps_previous("synth", out_dir, "route"):
+    with keeps_previous("synth", out_dir, "route"), output_lock(out_dir, "synth output"):
         # an earlier synthetic route is replaced; a folder holding anything else never is
         out_dir = claim_folder(out_dir, ROUTE_OUTPUT, force, keep=lambda marker: None)
         with click.progressbar(length=frames + query_frames, label="rendering", file=sys.stderr,

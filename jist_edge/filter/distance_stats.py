@@ -175,7 +175,10 @@ def map_distance_stats(place_map: Any, threshold_m: float = DEFAULT_THRESHOLD_M)
         return cached
     stats = None
     if STATS_FILE in place_map.manifest.get("files", {}):
-        stored = read_json(os.path.join(place_map.path, STATS_FILE), "map distance statistics")
+        where = os.path.join(place_map.path, STATS_FILE)
+        stored = read_json(where, "map distance statistics")
+        if stored.get("version") == STATS_VERSION:
+            check_stats(stored, where)
         if isinstance(stored, dict) and stored.get("version") == STATS_VERSION and _made_for(stored, threshold_m):
             stats = stored
     if stats is None:
@@ -186,6 +189,34 @@ def map_distance_stats(place_map: Any, threshold_m: float = DEFAULT_THRESHOLD_M)
         stats["computed_on_load"] = True
     place_map._distance_stats = stats
     return stats
+
+
+def check_stats(stats: Dict[str, Any], where: str) -> None:
+    """Every field the route filter reads has its type and a finite value (a re-signed file may hold NaN,
+    strings or lists there): IntegrityError naming the file and field."""
+    from jist_edge.checked_numbers import number
+    from jist_edge.errors import IntegrityError
+
+    for key in ("places", "probes", "probes_with_confusers", "k"):
+        number(stats.get(key), where, key, 0, None, integer=True)
+    exclusion = stats.get("exclusion")
+    if not isinstance(exclusion, dict) or exclusion.get("rule") not in ("places", "self", "frames"):
+        raise IntegrityError("{}: field 'exclusion' must be an object with rule places, self or frames".format(where))
+    if exclusion["rule"] == "frames":
+        number(exclusion.get("threshold_m"), where, "exclusion.threshold_m", 0, None)
+    else:
+        number(exclusion.get("radius_places", 0), where, "exclusion.radius_places", 0, None, integer=True)
+    for key in ("confuser_best", "confuser_kth", "confuser_spread", "next_place"):
+        table = stats.get(key)
+        if table is None:
+            continue
+        if not isinstance(table, dict) or set(table) != set("p{}".format(q) for q in _QUANTILES):
+            raise IntegrityError("{}: field {!r} must be null or an object of quantiles {}".format(
+                where, key, ", ".join("p{}".format(q) for q in _QUANTILES)))
+        for name in sorted(table):
+            number(table[name], where, "{}.{}".format(key, name), 0, None)
+    if stats.get("place_spacing_m") is not None:
+        number(stats["place_spacing_m"], where, "place_spacing_m", 0, None)
 
 
 def _made_for(stats: Dict[str, Any], threshold_m: float) -> bool:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Unio
 
 import numpy as np
 
+from jist_edge.checked_numbers import check_descriptors
 from jist_edge.errors import BadFrame, JistEdgeError
 from jist_edge.locks import output_lock
 from jist_edge.maps import drives as drive_layout
@@ -42,6 +43,7 @@ def encode_frames(encoder: Any, preprocessor: Preprocessor, frames: Iterable[np.
         out = np.asarray(encoder.encode(preprocessor.batch(batch)), dtype=np.float32)
         if out.shape[0] != len(batch):
             raise JistEdgeError("encoder returned {} descriptors for {} frames".format(out.shape[0], len(batch)))
+        check_descriptors(out, "map build")
         chunks.append(out)
         if progress is not None:
             progress(len(batch))
@@ -268,6 +270,7 @@ def build_map(
     encoder: Any = None,
     progress: Progress = None,
     force: bool = False,
+    allow_missing_positions: bool = True,
     **index_keywords: Any
 ) -> PlaceMap:
     """Encode the route(s), pool every window of L frames of each drive, write and verify the map folder.
@@ -298,9 +301,29 @@ def build_map(
         finally:
             if own:
                 encoder.close()
+        for route in routes:
+            check_positions(route, allow_missing_positions)
         place_map = write_drives_map(bundle, routes, out_dir, seq_len, fp16, spec, force)
     place_map.build_stats = [r.stats() for r in routes]
     return place_map
+
+
+def check_positions(route: "EncodedRoute", allow_missing: bool) -> None:
+    """A drive whose positions cover only some frames (another pass's CSV) is refused unless allowed; one
+    whose positioned frames all lie at one point has no extent for the route filter to follow."""
+    stats = route.stats()
+    where = stats.get("positions") or stats.get("path") or "the route"
+    missing, total = int(route.missing_positions), len(route.frames)
+    if 0 < missing < total and not allow_missing:
+        raise JistEdgeError("{} of {} frames of {} have no position in {}; fix the positions (the other pass's "
+                            "CSV?) or pass --allow-missing-positions".format(
+                                missing, total, stats.get("path") or "the route", where))
+    pos = np.asarray(route.frames.positions, dtype=np.float64).reshape(-1, 2) if route.frames.positions is not None \
+        else np.zeros((0, 2))
+    pos = pos[np.isfinite(pos).all(axis=1)]
+    if len(pos) > 1 and float(np.ptp(pos, axis=0).max()) == 0.0:
+        raise JistEdgeError("every positioned frame of {} is at one point ({:g}, {:g}): a route with no extent "
+                            "cannot be followed; give the real positions or none".format(where, pos[0, 0], pos[0, 1]))
 
 
 def write_drives_map(bundle: Any, routes: List[EncodedRoute], out_dir: str, seq_len: int, fp16: bool = False,

@@ -93,6 +93,8 @@ def validate_drives(manifest: Dict[str, Any], where: str) -> None:
     drives = manifest.get("drives")
     seq_len = manifest["seq_len"]
     if drives is None:
+        if not isinstance(manifest.get("source") or {}, dict):
+            raise IntegrityError("{}: field 'source' must be an object".format(where))
         if manifest["counts"]["sequences"] != manifest["counts"]["frames"] - seq_len + 1:
             raise IntegrityError("{}: {} sequences do not fit {} frames with L={}".format(
                 where, manifest["counts"]["sequences"], manifest["counts"]["frames"], seq_len))
@@ -103,9 +105,7 @@ def validate_drives(manifest: Dict[str, Any], where: str) -> None:
         frames = drive.get("frames") if isinstance(drive, dict) else None
         if not isinstance(frames, int) or isinstance(frames, bool) or frames < seq_len:
             raise IntegrityError("{}: drive {} must hold at least L={} frames".format(where, n, seq_len))
-        frame = (drive.get("positions") or {}).get("frame", METRIC)
-        if frame not in FRAMES:
-            raise IntegrityError("{}: drive {} has an unknown position frame {!r}".format(where, n, frame))
+        check_drive_record(drive, "{}: drive {}".format(where, n))
     counts = [d["frames"] for d in drives]
     if sum(counts) != manifest["counts"]["frames"]:
         raise IntegrityError("{}: the drives hold {} frames, counts.frames says {}".format(
@@ -113,6 +113,29 @@ def validate_drives(manifest: Dict[str, Any], where: str) -> None:
     if int(bounds(counts, seq_len)[-1]) != manifest["counts"]["sequences"]:
         raise IntegrityError("{}: {} sequences do not fit the drives' frames {} with L={}".format(
             where, manifest["counts"]["sequences"], counts, seq_len))
+
+
+def check_drive_record(drive: Dict[str, Any], where: str) -> None:
+    """The fields map info, merge and the route filter read: ``positions`` an object with a known frame (a
+    lat/lon one with a finite ``origin`` [lat, lon]), ``source`` an object, ``skipped_frames`` a count."""
+    from jist_edge.checked_numbers import number
+
+    positions = drive.get("positions", {})
+    if not isinstance(positions, dict):
+        raise IntegrityError("{}: field 'positions' must be an object, not {!r}".format(where, positions))
+    frame = positions.get("frame", METRIC)
+    if frame not in FRAMES:
+        raise IntegrityError("{} has an unknown position frame {!r}".format(where, frame))
+    if frame == LATLON:
+        origin = positions.get("origin")
+        if not isinstance(origin, list) or len(origin) != 2:
+            raise IntegrityError("{}: a lat/lon drive needs positions.origin [lat, lon], not {!r}".format(
+                where, origin))
+        number(origin[0], where, "positions.origin[0] (lat)", -90, 90)
+        number(origin[1], where, "positions.origin[1] (lon)", -180, 180)
+    if not isinstance(drive.get("source", {}), dict):
+        raise IntegrityError("{}: field 'source' must be an object, not {!r}".format(where, drive.get("source")))
+    number(drive.get("skipped_frames", 0), where, "skipped_frames", 0, None, integer=True)
 
 
 def drive_of(drive_bounds: np.ndarray, seq_ids: Any) -> np.ndarray:

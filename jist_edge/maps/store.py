@@ -371,6 +371,8 @@ def load_map(path: str, bundle: Any = None, seq_len: Optional[int] = None) -> Pl
     positions = _load_npy(path, FRAME_POSITIONS_FILE, (n_frames, 2), ("float64",))
     seq_frames = _load_npy(path, SEQUENCE_FRAMES_FILE, (n_seq, seq_len_m), ("int64",))
     seq_positions = _load_npy(path, SEQUENCE_POSITIONS_FILE, (n_seq, 2), ("float64",))
+    for name, values in ((FRAME_POSITIONS_FILE, positions), (SEQUENCE_POSITIONS_FILE, seq_positions)):
+        _check_positions(os.path.join(path, name), values)
     frame_descriptors = _load_npy(path, FRAME_DESCRIPTORS_FILE, (n_frames, dim), ("float32",), mmap=True)
     info = read_json(os.path.join(path, FRAME_INFO_FILE), "map frame table")
     try:
@@ -385,6 +387,18 @@ def load_map(path: str, bundle: Any = None, seq_len: Optional[int] = None) -> Pl
     check_hnsw_index(os.path.join(path, INDEX_FILE), int(meta.get("reduced_dim", dim)) if index_kinds.kind_of(meta)
                      == index_kinds.HNSW_PCA else dim, n_seq, meta["M"], meta["ef_construction"])
     return PlaceMap(path, manifest, descriptors, frames, seq_frames, seq_positions, frame_descriptors)
+
+
+def _check_positions(where: str, values: np.ndarray) -> None:
+    """NaN marks a frame without a position; infinity or 1e308 m is a doctored file (the filter overflows)."""
+    from jist_edge.positions import MAX_COORDINATE_M
+
+    with np.errstate(invalid="ignore"):
+        bad = np.isinf(values) | (np.abs(values) > MAX_COORDINATE_M)
+    if bad.any():
+        row = int(np.nonzero(bad.any(axis=1))[0][0])
+        raise IntegrityError("{}: row {} holds {}, not a plausible position (at most {:g} m)".format(
+            where, row, values[row].tolist(), MAX_COORDINATE_M))
 
 
 def _load_npy(directory: str, name: str, shape: Sequence[int], dtypes: Sequence[str], mmap: bool = False) -> np.ndarray:

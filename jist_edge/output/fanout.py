@@ -36,14 +36,15 @@ class Sinks(object):
                 log("--display skipped: " + problem)
             else:
                 self.viewer = Display()
-        terminal = sys.stderr if json_to_stdout else sys.stdout
-        self.status = StatusLine(terminal) if not quiet and terminal.isatty() else None
+        terminal = sys.stderr if json_to_stdout or sys.stdout is None else sys.stdout  # None: `run >&-`
+        self.status = StatusLine(terminal) if not quiet and terminal is not None and terminal.isatty() else None
         self._log_handler = None  # type: Any
         if self.status is not None:  # warnings on their own lines, not glued onto the status line
             self._log_handler = StatusLogHandler(self.status)
             logging.getLogger("jist_edge").addHandler(self._log_handler)
         self.output = check_writable(output, option) if output is not None else None
         self._handle = None  # type: Any
+        self._lock = writer_lock(self.output)  # a second `run --output` to the same file is refused
         self.jsonl = JsonlSink(sys.stdout) if json_to_stdout else None
         self._last_image = self._lost_image = None  # type: Any
 
@@ -100,13 +101,37 @@ class Sinks(object):
             self.status.close()
         if self.viewer is not None:
             self.viewer.close()
-        if self._handle is not None:
-            handle, self._handle = self._handle, None
-            try:
-                handle.close()
-            except OSError as exc:
-                failure = self._failure(exc)
-                if isinstance(failure, OutputFailed):
-                    return failure
-                raise failure
+        try:
+            if self._handle is not None:
+                handle, self._handle = self._handle, None
+                try:
+                    handle.close()
+                except OSError as exc:
+                    failure = self._failure(exc)
+                    if isinstance(failure, OutputFailed):
+                        return failure
+                    raise failure
+            return None
+        finally:
+            lock, self._lock = self._lock, None
+            if lock is not None:
+                lock.__exit__(None, None, None)
+
+
+def writer_lock(output: Optional[str]) -> Any:
+    """The held lock on a regular --output file (jist_edge.locks), None for stdout, a FIFO or a device."""
+    import os
+    import stat
+
+    from jist_edge.locks import output_lock
+
+    if output is None:
         return None
+    try:
+        if not stat.S_ISREG(os.stat(output).st_mode):
+            return None
+    except OSError:
+        pass  # not there yet: it will be a regular file
+    lock = output_lock(output, "--output")
+    lock.__enter__()
+    return lock

@@ -21,14 +21,24 @@ class JsonlSink(object):
         self.stream = stream
 
     def __call__(self, result: Result) -> None:
-        self.stream.write(json.dumps(result.to_dict(), sort_keys=True) + "\n")
+        self.stream.write(strict_json(result.to_dict()) + "\n")
         self.stream.flush()
 
     def event(self, event: Any) -> None:
         """A source event record ({"event": "source_lost", ...}) between the results."""
         if event.recorded:
-            self.stream.write(json.dumps(event.to_dict(), sort_keys=True) + "\n")
+            self.stream.write(strict_json(event.to_dict()) + "\n")
             self.stream.flush()
+
+
+def strict_json(record: Any) -> str:
+    """One JSON line that every parser accepts: a NaN or infinity somewhere becomes null."""
+    try:
+        return json.dumps(record, sort_keys=True, allow_nan=False)
+    except ValueError:
+        from jist_edge.output.web.feed import finite
+
+        return json.dumps(finite(record), sort_keys=True, allow_nan=False)
 
 
 class StatusLine(object):

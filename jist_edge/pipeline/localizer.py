@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Unio
 
 import numpy as np
 
+from jist_edge.checked_numbers import LIMIT, check_descriptors
 from jist_edge.errors import BadFrame, JistEdgeError
 from jist_edge.encoder import EncoderBackend, create_encoder
 from jist_edge.bundle import Bundle, load_bundle
@@ -162,6 +163,8 @@ class Localizer(object):
         self.last_image = image_bgr  # for --display; a reference, not a copy
         t1 = time.perf_counter()
         descriptor = self.encoder.encode(batch)[0]
+        if not np.isfinite(descriptor).all() or np.abs(descriptor).max() > LIMIT:  # cheap path first
+            check_descriptors(descriptor[None], "model bundle {}".format(self.bundle.path))
         t2 = time.perf_counter()
         self.ring.push(descriptor, frame_index)
         pooled = seqgem(self.ring.window(), self.bundle.seqgem_p, self.bundle.seqgem_eps)

@@ -101,7 +101,7 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path):
     precious = tmp_path / "ws" / "model"
     precious.mkdir(parents=True)
     (precious / "manifest.json").write_text("{}")
-    res = CliRunner().invoke(main, ["demo", "--output", str(tmp_path / "ws"), "--frames", "20"])
+    res = CliRunner().invoke(main, ["demo", "--output", str(tmp_path / "ws"), "--frames", "25"])
     assert res.exit_code != 0 and "--force" in res.output and "Traceback" not in res.output
     assert (precious / "manifest.json").read_text() == "{}"
     assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == ["model"]

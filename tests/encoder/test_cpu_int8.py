@@ -92,8 +92,11 @@ def route(tmp_path_factory):
 
 
 def calibrate(bundle, route, workspace, *extra):
-    args = ["calibrate", bundle.path, "--calibration", route, "--frames", "12", "--route-frames", "30",
-            "--no-fp16", "--no-tensorrt-qdq", "--workspace", workspace] + list(extra)
+    defaults = {"--frames": "12", "--route-frames": "30"}  # an option given in extra replaces its default:
+    for option in set(defaults) & set(extra):  # a single-value option given twice is refused (issue 21)
+        defaults.pop(option)
+    args = ["calibrate", bundle.path, "--calibration", route] + [w for kv in defaults.items() for w in kv] + \
+        ["--no-fp16", "--no-tensorrt-qdq", "--workspace", workspace] + list(extra)
     return CliRunner().invoke(main, args)
 
 

@@ -16,6 +16,9 @@ import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from jist_edge.artifacts import HeaderedFile, HeaderMismatch, header_path  # noqa: F401  (header_path: for callers)
+from jist_edge.encoder.onnxruntime import int8_signature
+from jist_edge.errors import JistEdgeError
+from jist_edge.fileio import write_json_atomic
 
 FORMAT = "jist-edge-cpu-int8"
 FORMAT_VERSION = 1
@@ -88,7 +91,10 @@ def write_model(path: str, data: bytes, expected: Dict[str, Any], fidelity: Dict
     header = dict(expected)
     header.update(extra or {})
     header["fidelity"] = fidelity
-    return MODEL_FILE.write(path, data, header)
+    header = MODEL_FILE.write(path, data, header)
+    header["signature"] = int8_signature.sign(header, header["model_sha256"])  # header + model, with this user's key
+    write_json_atomic(header_path(path), header)
+    return header
 
 
 def read_header(path: str) -> Dict[str, Any]:
@@ -97,14 +103,39 @@ def read_header(path: str) -> Dict[str, Any]:
 
 def load_model(path: str, expected: Dict[str, Any]) -> Tuple[bytes, Dict[str, Any]]:
     """The model's bytes (hand them to ONNX Runtime, so what was checked is what runs) and header."""
-    return MODEL_FILE.load(path, expected)
+    data, header = MODEL_FILE.load(path, expected)
+    check_signed(path, header)
+    return data, header
+
+
+def check_signed(path: str, header: Dict[str, Any]) -> None:
+    """The header's fields have their types, and header + model carry this machine's signature."""
+    fidelity = header.get("fidelity")
+    if not isinstance(fidelity, dict) or not isinstance(fidelity.get("passed"), bool):
+        raise Int8Mismatch("CPU INT8 model header {}: field 'fidelity' must be an object with a true/false "
+                           "'passed', not {!r}; make it again with {}".format(header_path(path), fidelity, CALIBRATE),
+                           ["fidelity"])
+    if "signature" not in header:
+        raise Int8Mismatch("CPU INT8 model header {} is not signed (written by an older jist-edge); make it again "
+                           "with {}".format(header_path(path), CALIBRATE), ["signature"])
+    if not int8_signature.signature_ok(header, str(header.get("model_sha256"))):
+        raise Int8Mismatch("CPU INT8 model header {}: its signature does not match the header and model (edited, "
+                           "replaced, or made on another machine: key {}); make it again with {}".format(
+                               header_path(path), int8_signature.key_path(), CALIBRATE), ["signature"])
 
 
 def is_current(path: str, expected: Dict[str, Any]) -> bool:
     """True when the model at ``path`` matches ``expected`` (calibration included) and its checksum."""
-    return MODEL_FILE.is_current(path, expected)
+    if not MODEL_FILE.is_current(path, expected):
+        return False
+    try:
+        check_signed(path, read_header(path))
+    except JistEdgeError:
+        return False
+    return True
 
 
 def passed(header: Dict[str, Any]) -> bool:
     """The fidelity gate passed (not merely forced): what `--precision best` requires."""
-    return bool((header.get("fidelity") or {}).get("passed"))
+    fidelity = header.get("fidelity")
+    return isinstance(fidelity, dict) and fidelity.get("passed") is True

@@ -18,18 +18,24 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 from jist_edge.errors import JistEdgeError
+from jist_edge.output.web import access as web_access
 from jist_edge.output.web import page as web_page
 from jist_edge.output.web.feed import LiveFeed, finite, map_payload
 
 DEFAULT_HOST = "127.0.0.1"
 BOUNDARY = "jistframe"
 EVENT_PERIOD = 0.2  # seconds between status events: the page's numbers and map update five times a second
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+STATUS_PATH = "/status.json"
+STALL_S = 3.0  # seconds a viewer's socket may take no data before it is dropped
+SEND_BUFFER = 64 * 1024
+RESERVED_HEAD_S = 1.0  # the slot kept for /status.json: a script sends its request at once
 
 
 def parse_serve_address(text: str, default_host: str = DEFAULT_HOST) -> Tuple[str, int]:
     """``PORT``, ``HOST:PORT`` or ``[IPv6]:PORT`` -> (host, port); ValueError naming what is wrong."""
     text = str(text).strip()
+    if text.startswith("[") and text.endswith("]"):
+        raise ValueError("{!r}: the port is missing, e.g. {}:8080".format(text, text))
     host, _, port = text.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -38,10 +44,6 @@ def parse_serve_address(text: str, default_host: str = DEFAULT_HOST) -> Tuple[st
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError("{!r}: expected [HOST:]PORT with PORT 0-65535 (0 picks a free port)".format(text))
     return host or default_host, int(port)
-
-
-def _is_loopback(host: str) -> bool:
-    return host in LOOPBACK_NAMES or host.startswith("127.")
 
 
 class _Server(socketserver.ThreadingMixIn, HTTPServer):
@@ -58,6 +60,7 @@ class _Server(socketserver.ThreadingMixIn, HTTPServer):
         self.max_connections = max_connections
         self.client_timeout = client_timeout  # seconds a client may take to send its request or to take data
         self._clients = {}  # type: Dict[threading.Thread, Any]
+        self._reserved = None  # type: Optional[threading.Thread]  # the last slot, kept for /status.json
         self._clients_lock = threading.Lock()
         self.closing = False
         HTTPServer.__init__(self, address, _Handler)
@@ -69,11 +72,16 @@ class _Server(socketserver.ThreadingMixIn, HTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._clients_lock:
-            full = self.closing or len(self._clients) >= self.max_connections
+            # the last slot only while free: a trickling client there has RESERVED_HEAD_S, and only /status.json
+            general = len(self._clients) - (self._reserved is not None)
+            reserve = general >= self.max_connections - 1
+            full = self.closing or (reserve and (self._reserved is not None or self.max_connections < 2))
             if not full:
                 thread = threading.Thread(target=self._client, args=(request, client_address),
                                           name="jist-web-client", daemon=True)
                 self._clients[thread] = request
+                if reserve:
+                    self._reserved = thread
         if full:
             self._refuse(request)
             return
@@ -85,6 +93,11 @@ class _Server(socketserver.ThreadingMixIn, HTTPServer):
         finally:
             with self._clients_lock:
                 self._clients.pop(threading.current_thread(), None)
+                if self._reserved is threading.current_thread():
+                    self._reserved = None
+
+    def in_reserved_slot(self) -> bool:
+        return self._reserved is threading.current_thread()
 
     def _refuse(self, request: Any) -> None:
         """Too many connections: a short 503 written from the accept thread, which must not wait."""
@@ -136,6 +149,21 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.client_timeout
         BaseHTTPRequestHandler.setup(self)
+        # the whole request head has one deadline: a client trickling a byte a second is cut off
+        deadline = RESERVED_HEAD_S if self.server.in_reserved_slot() else self.server.client_timeout
+        self._head_timer = threading.Timer(deadline, self._cut_off)
+        self._head_timer.daemon = True
+        self._head_timer.start()
+
+    def _cut_off(self) -> None:
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def finish(self) -> None:
+        self._head_timer.cancel()
+        BaseHTTPRequestHandler.finish(self)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the run's terminal carries its own output."""
@@ -143,6 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         if not BaseHTTPRequestHandler.parse_request(self):
             return False
+        self._head_timer.cancel()
         if self.command != "GET":
             self._discard_body()
             self._reply(405, "text/plain; charset=utf-8", b"the jist-edge live view is read-only: only GET\n",
@@ -161,10 +190,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         view = self.server.view
-        if not self._host_allowed():
-            self._reply(403, "text/plain; charset=utf-8", b"this live view only answers to its loopback address\n")
+        parts = urlsplit(self.path)
+        path = parts.path
+        if self.server.in_reserved_slot() and path != STATUS_PATH:
+            self._reply(503, "text/plain; charset=utf-8", b"the live view is busy: its last connection is kept for "
+                        b"/status.json; try again shortly\n", {"Retry-After": "2"})
             return
-        path = urlsplit(self.path).path
+        if not self._access_allowed(parts.query, path):
+            return
         if path in self.ASSETS:
             self._reply(200, *self.ASSETS[path])
         elif path == "/status.json":
@@ -184,15 +217,27 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._reply(404, "text/plain; charset=utf-8", b"not found: this server only has its live view\n")
 
-    def _host_allowed(self) -> bool:
-        """Bound to loopback, answer only to loopback names (a web page cannot rebind DNS onto the camera)."""
-        if not _is_loopback(self.server.server_address[0]):
-            return True
-        host = (self.headers.get("Host") or "").strip()
-        if not host:  # browsers always send Host; a script may not
-            return True
-        name = host[1:host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
-        return _is_loopback(name.lower())
+    def _access_allowed(self, query: str, path: str) -> bool:
+        """Loopback: only loopback Host names (a page cannot rebind DNS onto the camera). Beyond: the token,
+        from the URL on the first visit (then a cookie; the page's address loses the token), on every path."""
+        token = self.server.view.token
+        if token is None:
+            if web_access.host_header_allowed(self.headers.get("Host"), self.server.server_port):
+                return True
+            self._reply(403, "text/plain; charset=utf-8", b"this live view only answers to its loopback address\n")
+            return False
+        given, in_url = web_access.request_token(query, self.headers, self.server.server_port)
+        if not web_access.token_matches(given, token):
+            code = 401 if given is None else 403
+            self._reply(code, "text/plain; charset=utf-8", b"this live view needs its token: open the URL with "
+                        b"?token=... that `jist-edge run --serve` printed\n",
+                        {"WWW-Authenticate": 'Bearer realm="jist-edge live view"'} if code == 401 else None)
+            return False
+        if in_url and path in ("/", "/index.html"):
+            headers = dict(web_access.cookie_header(token, self.server.server_port), Location=path)
+            self._reply(303, "text/plain; charset=utf-8", b"token accepted\n", headers)
+            return False
+        return True
 
     def _reply(self, code: int, ctype: str, body: bytes, headers: Optional[Dict[str, str]] = None) -> None:
         self.send_response(code)
@@ -220,6 +265,10 @@ class _Handler(BaseHTTPRequestHandler):
                         "close one and reload\n".format(feed.max_viewers, kind).encode("utf-8"), {"Retry-After": "5"})
             return
         try:
+            # a viewer that takes no data for STALL_S is dropped: small kernel buffers, so a viewer that never
+            # reads fills them in a frame or two instead of hiding for half a minute behind megabytes
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+            self.connection.settimeout(min(STALL_S, self.server.client_timeout))
             self.send_response(200)
             self._common_headers(ctype)
             self.end_headers()
@@ -255,9 +304,11 @@ class WebView(object):
     """The live view: ``start()``, call it with each (result, image), ``close()`` at the end."""
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = 8080, max_viewers: int = 4, max_fps: float = 10.0,
-                 max_width: int = 640, max_connections: int = 16, client_timeout: float = 5.0) -> None:
+                 max_width: int = 640, max_connections: int = 16, client_timeout: float = 5.0,
+                 token: Optional[str] = None) -> None:
         self.host = host
         self.port = int(port)
+        self.token = token  # None: chosen at start(), a random one for any bind beyond loopback
         self.feed = LiveFeed(max_fps=max_fps, max_width=max_width, max_viewers=max_viewers)
         self.max_connections = max_connections
         self.client_timeout = client_timeout
@@ -273,6 +324,8 @@ class WebView(object):
             raise JistEdgeError("--serve {}: cannot listen there ({})".format(
                 self.address_text(self.port), getattr(exc, "strerror", None) or exc))
         self.port = int(self._server.server_address[1])
+        if self.token is None and not self.loopback_only:
+            self.token = web_access.new_token()
         self.feed.start()
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="jist-web-server", daemon=True)
@@ -283,11 +336,31 @@ class WebView(object):
         return "{}:{}".format("[{}]".format(self.host) if ":" in self.host else self.host, port)
 
     @property
+    def loopback_only(self) -> bool:
+        """Whether only this machine can connect (judged on the address bound: ``0`` is every interface)."""
+        bound = self._server.server_address[0] if self._server is not None else self.host
+        return web_access.bound_is_loopback(str(bound))
+
+    @property
     def url(self) -> str:
-        """Where to point a browser (every interface: the device's own address on the network)."""
-        if self.host in ("0.0.0.0", "::", ""):
-            return "http://<this device's address>:{}/".format(self.port)
-        return "http://{}/".format(self.address_text(self.port))
+        """Where to point a browser (every interface: the device's own address on the network), token included."""
+        bound = str(self._server.server_address[0]) if self._server is not None else self.host
+        if bound in ("0.0.0.0", "::", ""):
+            lan = web_access.lan_address()
+            where = "{}:{}".format(lan, self.port) if lan else "<this device's address>:{}".format(self.port)
+        else:
+            where = "{}:{}".format("[{}]".format(bound) if ":" in bound else bound, self.port)
+        query = "?token={}".format(self.token) if self.token else ""
+        return "http://{}/{}".format(where, query)
+
+    def exposure_warning(self) -> Optional[str]:
+        """One line saying who can see the camera, for a bind beyond loopback; None on loopback."""
+        if self.loopback_only:
+            return None
+        bound = str(self._server.server_address[0]) if self._server is not None else self.host
+        where = "{}:{}".format("[{}]".format(bound) if ":" in bound else bound, self.port)
+        return ("the live view on {} is reachable from the network: anyone who has the URL with its token can see "
+                "the camera (the token is required on every request)".format(where))
 
     def set_map(self, place_map: Any, info: Optional[Dict[str, Any]] = None) -> None:
         """The route to draw (a PlaceMap) and a few words about the run (backend, matcher, source)."""

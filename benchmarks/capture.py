@@ -59,7 +59,7 @@ def _one_frame(cap: Any, pre: Any, out: np.ndarray) -> Dict[str, float]:
 
 
 def run(bundle: Any, frames: int, log: Log) -> Dict[str, Any]:
-    from jist_edge.pipeline.preprocess import Preprocessor
+    from jist_edge.encoder.preprocess import Preprocessor
 
     pre = Preprocessor.for_bundle(bundle)
     out = np.empty((3, bundle.height, bundle.width), dtype=np.float32)

@@ -21,7 +21,7 @@ from typing import Any, Dict, List
 import numpy as np
 
 from jist_edge.benchmarks import descriptors, index_kinds
-from jist_edge.maps import index as kinds
+from jist_edge.search import index as kinds
 from jist_edge.maps import store
 from jist_edge.maps.store import FrameTable
 
@@ -30,7 +30,7 @@ import json, sys, time
 import numpy as np
 from jist_edge.benchmarks.index_probe import status_mb
 from jist_edge.maps.store import load_map
-from jist_edge.pipeline.matcher import Matcher
+from jist_edge.search.matcher import Matcher
 base = status_mb()
 t0 = time.perf_counter(); m = load_map(sys.argv[1]); load_s = time.perf_counter() - t0
 matcher = Matcher(m)

@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from jist_edge.pipeline.seqgem import seqgem, sliding_windows
+from jist_edge.encoder.seqgem import seqgem, sliding_windows
 
 KIND = "route-walk"
 DESCRIPTION = ("synthetic route-like descriptors: L2-normalized mean-reverting random walk of frame "

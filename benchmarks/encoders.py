@@ -9,11 +9,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from jist_edge.backends import available_backends, create_encoder
+from jist_edge.encoder import available_backends, create_encoder
 from jist_edge.benchmarks import descriptors
 from jist_edge.benchmarks.timing import compare, summarize, time_runs
 from jist_edge.pipeline.descriptor_ring import DescriptorRing
-from jist_edge.pipeline.seqgem import seqgem
+from jist_edge.encoder.seqgem import seqgem
 
 Log = Callable[[str], None]
 

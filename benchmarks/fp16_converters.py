@@ -1,4 +1,4 @@
-"""Why jist_edge.engines.fp16_onnx converts the trunk alone: three FP16 encoders side by side.
+"""Why jist_edge.encoder.tensorrt.fp16_onnx converts the trunk alone: three FP16 encoders side by side.
 
     python -m jist_edge.benchmarks.fp16_converters BUNDLE
 
@@ -26,8 +26,8 @@ def _variants(src: str, out: str) -> Dict[str, Callable[[], Any]]:
     from onnxconverter_common import float16 as occ
     from onnxruntime.transformers import float16 as ortf
 
-    from jist_edge.engines.fp16_onnx import FP16_MAX, FP16_MIN_POSITIVE, make_fp16_encoder
-    from jist_edge.engines.fp32_layers import onnx_fp32_head
+    from jist_edge.encoder.tensorrt.fp16_onnx import FP16_MAX, FP16_MIN_POSITIVE, make_fp16_encoder
+    from jist_edge.encoder.tensorrt.fp32_layers import onnx_fp32_head
 
     head = onnx_fp32_head(onnx.load(src))
 

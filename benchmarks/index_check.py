@@ -1,4 +1,4 @@
-"""What the hnswlib structure check (jist_edge.maps.index_check) costs, next to the sha256
+"""What the hnswlib structure check (jist_edge.search.index_check) costs, next to the sha256
 that load_map already computes over the same file, at 100k and 1M places.
 
 Indexes are built once with small vectors (the build is what takes time; the check reads
@@ -18,7 +18,7 @@ from typing import Any, Dict, Sequence
 import numpy as np
 
 from jist_edge.fileio import sha256_file
-from jist_edge.maps.index_check import HEADER, check_hnsw_index
+from jist_edge.search.index_check import HEADER, check_hnsw_index
 from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED
 
 BUILD_DIM = 16

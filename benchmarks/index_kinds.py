@@ -1,7 +1,7 @@
 """Index kinds vs map size, up to a million places: runtime memory, build time, p50/p95, agreement.
 
 The question is what a 4 GB Jetson Nano can hold. For each map size and index kind
-(maps/index.py) this measures
+(search/index.py) this measures
 
 - runtime memory: a fresh process (benchmarks/index_probe.py) opens the index the way the
   runtime does (hnsw: index + float32 descriptors in memory; hnsw-pca: reduced index +
@@ -23,8 +23,8 @@ import numpy as np
 
 from jist_edge.benchmarks import descriptors
 from jist_edge.benchmarks.timing import interleave, summarize
-from jist_edge.maps import index as index_kinds
-from jist_edge.pipeline.matcher import DEFAULT_EF, ExactSearch
+from jist_edge.search import index as index_kinds
+from jist_edge.search.matcher import DEFAULT_EF, ExactSearch
 
 Log = Callable[[str], None]
 # (name, kind, reduced_dim, rerank); the full kind is measured up to ``full_max`` places
@@ -72,7 +72,7 @@ def cached_index(data: descriptors.RouteDescriptors, kind: str, reduced_dim: Opt
 
 
 def open_search(paths: Dict[str, Any], data: descriptors.RouteDescriptors, kind: str, rerank: Optional[int]) -> Any:
-    """The runtime's search object over the cached files (maps.index)."""
+    """The runtime's search object over the cached files (search.index)."""
     import hnswlib
 
     if kind == index_kinds.HNSW_PCA:

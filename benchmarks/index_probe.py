@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     import hnswlib
 
-    from jist_edge.maps import index as index_kinds
+    from jist_edge.search import index as index_kinds
 
     queries = np.load(args.queries)
     baseline = status_mb()

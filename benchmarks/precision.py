@@ -42,9 +42,9 @@ def int8_model(bundle: Any, cache_dir: str, log: Log) -> Dict[str, Any]:
     """The installed CPU INT8 model for this bundle (made once, then reused): its header, with "path"."""
     import onnxruntime
 
-    from jist_edge.backends import int8_model as store
+    from jist_edge.encoder.onnxruntime import int8_model as store
     from jist_edge.calibration import cpu_int8, fidelity
-    from jist_edge.pipeline.preprocess import Preprocessor
+    from jist_edge.encoder.preprocess import Preprocessor
 
     engines = os.path.join(cache_dir, "int8", bundle.bundle_id)
     identity = {"source": "synthetic street route (jist_edge.synth, seed 0)", "frames": CALIBRATION_FRAMES,
@@ -67,7 +67,7 @@ def int8_model(bundle: Any, cache_dir: str, log: Log) -> Dict[str, Any]:
 
 
 def open_pair(bundle: Any, engines: str, **options: Any) -> Dict[str, Any]:
-    from jist_edge.backends import create_encoder
+    from jist_edge.encoder import create_encoder
 
     return {"fp32": create_encoder(bundle, "onnxruntime", precision="fp32", **options),
             "int8": create_encoder(bundle, "onnxruntime", precision="int8", cache_dir=engines, **options)}
@@ -100,7 +100,7 @@ def bench_size(bundle: Any, cache_dir: str, rounds: int, budget_s: float, log: L
 
 def bench_session_options(bundle: Any, engines: str, rounds: int, budget_s: float) -> Dict[str, Any]:
     """Threads (1 vs physical cores) x spinning (on/off), both precisions, all interleaved."""
-    from jist_edge.backends.cpu_features import physical_cores
+    from jist_edge.encoder.cpu_features import physical_cores
 
     cores = physical_cores()
     configs = [(t, s) for t in sorted({1, cores}) for s in (False, True)]
@@ -165,7 +165,7 @@ def bench_end_to_end(bundle: Any, engines: str, runs: int, map_frames: int, log:
 
 def run(bundles: Sequence[Any], cache_dir: str, cfg: Dict[str, Any], log: Log) -> Dict[str, Any]:
     """The section: bundles[0] is the main size (tuning and end to end run there)."""
-    from jist_edge.backends.cpu_features import int8_support
+    from jist_edge.encoder.cpu_features import int8_support
 
     result = {"cpu_int8": int8_support(), "load_average_start": load_average(), "sizes": []}  # type: Dict[str, Any]
     for bundle in bundles:
@@ -231,14 +231,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import argparse
     import json
 
-    from jist_edge.benchmarks import bundles, capture, runner
+    from jist_edge.benchmarks import bundles, capture
+    from jist_edge.benchmarks.settings import settings
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "jist-edge-bench-cache"))
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    cfg = runner.settings(quick=args.quick)
+    cfg = settings(quick=args.quick)
     sizes = [tuple(cfg["img_size"])] + [tuple(s) for s in cfg["extra_img_sizes"]]
     made = [bundles.random_bundle(args.cache, size, 5, print)[0] for size in sizes]
     result = {"precision": run(made, args.cache, cfg, print), "capture": capture.run(made[0], cfg["capture_frames"], print)}

@@ -15,7 +15,7 @@ import tempfile
 import time
 from typing import Any, Dict
 
-from jist_edge.backends import create_encoder
+from jist_edge.encoder import create_encoder
 from jist_edge.maps.build import encode_route
 
 

@@ -2,24 +2,19 @@
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from jist_edge.benchmarks import capture, precision
+from jist_edge.benchmarks import sections
+from jist_edge.benchmarks.claims import holds_text
 from jist_edge.benchmarks.machine import one_line
-from jist_edge.benchmarks.soak import markdown as soak_markdown
 from jist_edge.fileio import write_bytes_atomic, write_json_atomic
+from jist_edge.tables import print_table as echo_table
 
 HARDWARE_NOTE = ("Absolute times hold only for the hardware stated above (and the load on it while the bench "
                  "ran); compare ratios, which were measured interleaved in the same process, with their spread.")
 PLOTS = ("latency_vs_map_size.png", "agreement_vs_ef.png", "stage_breakdown.png")  # + index_kinds.PLOT
 
 
-def _holds(value: Optional[bool]) -> str:
-    return "not testable here" if value is None else ("yes" if value else "no")
-
-
 def terminal_summary(result: Dict[str, Any], out: Callable[[str], None] = print) -> None:
     """The few tables a person reads at the end of `jist-edge bench`."""
-    from jist_edge.cli.common import echo_table
-
     pipe = result["pipeline"]
     rows = [[stage, s["p50_ms"], s["p95_ms"], s["p99_ms"], s["fps"]] for stage, s in pipe["stages"].items()]
     echo_table(["stage (ms, {} runs)".format(pipe["runs"]), "p50", "p95", "p99", "FPS"], rows, out)
@@ -45,7 +40,7 @@ def terminal_summary(result: Dict[str, Any], out: Callable[[str], None] = print)
                        row["query"]["p50_ms"], "{:.3f}".format(row["top1_agreement_with_exact"]), "-"])
     echo_table(["places", "search", "p50 ms", "top-1 = exact", "speed-up (median)"], m_rows, out)
     out("")
-    c_rows = [[c["id"], "{:.4g} {}".format(c["value"], c["unit"]), _holds(c["holds"])] for c in result["claims"]]
+    c_rows = [[c["id"], "{:.4g} {}".format(c["value"], c["unit"]), holds_text(c["holds"])] for c in result["claims"]]
     echo_table(["paper claim", "measured here", "holds"], c_rows, out)
     out("")
     out(HARDWARE_NOTE)
@@ -136,114 +131,9 @@ def _save(fig: Any, plt: Any, out_dir: str, name: str) -> None:
     plt.close(fig)
 
 
-def _ms(s: Dict[str, Any]) -> str:
-    return "{:.3f} / {:.3f} / {:.3f}".format(s["p50_ms"], s["p95_ms"], s["p99_ms"])
-
-
-def _ratio(r: Dict[str, Any]) -> str:
-    return "{:.2f} ({:.2f}..{:.2f})".format(r["median"], r["min"], r["max"])
-
-
 def markdown(result: Dict[str, Any], plots: List[str], plot_note: Optional[str]) -> str:
-    m = result["model"]
-    hw = one_line(result["machine"])
-    lines = [
-        "# jist-edge bench ({})".format(result["mode"]), "",
-        "Run {} on **{}**.".format(result["created"], hw), "",
-        "Libraries: " + ", ".join("{} {}".format(k, v) for k, v in sorted(result["machine"]["libraries"].items())) + ".",
-        "", "> " + HARDWARE_NOTE, "",
-        "Model: {}x{} input, L={}, {}-D{}.".format(
-            m["height"], m["width"], m["seq_len"], m["dim"],
-            ", random weights (speed does not depend on the weights)" if m["random_init"] else ""),
-        "Ratios are reported as median (min..max) over interleaved rounds.", "",
-        "## Paper claims vs measured here", "",
-        "| claim | paper | measured here | holds | how decided |", "|---|---|---|---|---|",
-    ]
-    for c in result["claims"]:
-        related = ", ".join("{} {:.4g}".format(k, v) for k, v in c["related"].items())
-        lines.append("| {} | {} | **{:.4g}** {} ({}) | {} | {} |".format(
-            c["claim"], c["paper"], c["value"], c["unit"], related, _holds(c["holds"]), c["criterion"]))
-    lines += ["", "Hardware for every row: " + hw + ".", ""]
-
-    pipe = result["pipeline"]
-    lines += ["## Per-stage latency of the runtime", "",
-              "{} frames of an MJPG video ({}x{}) after {} warm-up frames, backend {}, map of {} sequences ({}), "
-              "matcher {}.".format(pipe["runs"], pipe["video"]["frame_height"], pipe["video"]["frame_width"],
-                                   pipe["warmup"], pipe["runtime"].get("backend"), pipe["map"]["sequences"],
-                                   pipe["map"].get("source", "given"), pipe["map"]["matcher"]), "",
-              "| stage | p50 / p95 / p99 ms | FPS |", "|---|---|---|"]
-    for stage, s in pipe["stages"].items():
-        lines.append("| {} | {} | {:.1f} |".format(stage, _ms(s), s["fps"]))
-    lines += ["", "Runtime overhead (end to end - encode) / encode per frame: {}. Peak resident memory of the "
-              "runtime process: {:.0f} MiB (torch imported: {}). GPU memory: {}.".format(
-                  _ratio(pipe["overhead_over_encode"]), pipe["memory"]["peak_rss_mb"], pipe["memory"]["torch_imported"],
-                  _gpu_text(pipe["memory"]["gpu"])), ""]
-    if "soak" in result:
-        lines += soak_markdown(result["soak"])
-
-    if "serve" in result:
-        from jist_edge.benchmarks.serve import markdown_lines
-
-        lines += markdown_lines(result["serve"])
-
-    lines += ["## Encoder latency (batch 1)", "", "| input | encoder | p50 / p95 / p99 ms | FPS | time / {} |".format(
-        result["encoders"]["sizes"][0]["baseline"]), "|---|---|---|---|---|"]
-    for size in result["encoders"]["sizes"]:
-        for name, s in size["stats"].items():
-            r = size["ratio_to_baseline"].get(name)
-            lines.append("| {}x{} | {} | {} | {:.1f} | {} |".format(size["height"], size["width"], name, _ms(s), s["fps"],
-                                                                  _ratio(r) if r else "1 (baseline)"))
-    lines += ["", "{} interleaved rounds per input size.".format(result["encoders"]["sizes"][0]["rounds"]), ""]
-    lines += precision.markdown(result["precision"]) if "precision" in result else []
-    lines += capture.markdown(result["capture"]) if "capture" in result else []
-
-    st = result["streaming"]
-    lines += ["## Streaming (encode each frame once) vs re-encoding every window", "",
-              "Backend {}, {}x{}; cost per emitted sequence descriptor.".format(st["backend"], st["height"], st["width"]), "",
-              "| L | streaming p50 ms | re-encoding p50 ms | re-encoding / streaming | rounds |", "|---|---|---|---|---|"]
-    for row in st["rows"]:
-        lines.append("| {} | {:.2f} | {:.2f} | {} | {} |".format(row["seq_len"], row["streaming"]["p50_ms"],
-                                                             row["reencoding"]["p50_ms"],
-                                                             _ratio(row["reencoding_over_streaming"]), row["rounds"]))
-
-    sl = result["sequence_length"]
-    lines += ["", "## Sequence length at test time", "",
-              "Map at L={} ({} places, {} descriptors), {} queries with frame noise {}.".format(
-                  sl["map_seq_len"], sl["map_size"], sl["descriptors"], sl["queries"], sl["query_noise"]), "",
-              "| L' | SeqGeM p50 ms | cosine to L (mean / min) | top-1 = top-1 at L | top-1 within L of truth |",
-              "|---|---|---|---|---|"]
-    for row in sl["rows"]:
-        lines.append("| {} | {:.4f} | {:.4f} / {:.4f} | {:.3f} | {:.3f} |".format(
-            row["seq_len"], row["seqgem"]["p50_ms"], row["cosine_to_map_len"]["mean"], row["cosine_to_map_len"]["min"],
-            row["top1_agreement_with_map_len"], row["top1_within_L_of_truth"]))
-
-    mt = result["matching"]
-    lines += ["", "## Matching", "", "Descriptors: {}. Search: {}.".format(mt["descriptors_description"], mt["search"]),
-              "", "| places | search | p50 / p95 / p99 ms | top-1 = exact | speed-up vs exact | build s | index MiB |",
-              "|---|---|---|---|---|---|---|"]
-    for row in mt["sizes"]:
-        lines.append("| {:,} | exact | {} | 1 | 1 | - | - |".format(row["n"], _ms(row["exact"]["query"])))
-        for h in row["hnsw"]:
-            lines.append("| {:,} | hnswlib ef={} | {} | {:.3f} | {} | {:.1f} | {:.1f} |".format(
-                row["n"], h["ef"], _ms(h["query"]), h["top1_agreement_with_exact"], _ratio(h["speedup_vs_exact"]),
-                row["build_s"], row["index_file_bytes"] / 2 ** 20))
-    lines += ["", "| places | 512-D p50 ms | 4096-D p50 ms | 4096-D / 512-D time | bytes ratio |", "|---|---|---|---|---|"]
-    for row in mt["dims"]:
-        lines.append("| {:,} | {:.3f} | {:.3f} | {} | {:.1f} |".format(
-            row["n"], row["query"]["512"]["p50_ms"], row["query"]["4096"]["p50_ms"],
-            _ratio(row["time_ratio_large_over_small"]), row["size_ratio"]))
-    sto = mt["storage"]
-    lines += ["", "Storage per place: float32 {:.0f} B, float16 {:.0f} B; float16 top-1 agreement with float32: "
-              "{:.3f}.".format(sto["float32"]["bytes_per_place_in_memory"], sto["float16"]["bytes_per_place_in_memory"],
-                               sto["float16_top1_agreement_with_float32"]), ""]
-    if mt.get("index_kinds"):
-        from jist_edge.benchmarks import index_kinds
-
-        lines += index_kinds.markdown(mt["index_kinds"]) + [""]
-
-    if "route_filter" in result:
-        lines += route_filter_lines(result["route_filter"])
-    lines += ["## Plots", ""]
+    """The report: the machine and model, the claims table, every section that ran, the plots."""
+    lines = _header(result) + _claims_table(result) + sections.markdown(result) + ["## Plots", ""]
     if plots:
         lines += ["![{}]({})".format(p[:-4].replace("_", " "), p) for p in plots]
     else:
@@ -252,24 +142,25 @@ def markdown(result: Dict[str, Any], plots: List[str], plot_note: Optional[str])
     return "\n".join(lines)
 
 
-def _gpu_text(gpu: Dict[str, Any]) -> str:
-    if not gpu.get("available"):
-        return "n/a ({})".format(gpu.get("reason", "unknown"))
-    return ", ".join("{} {}".format(k, v) for k, v in gpu.items() if k != "available")
+def _header(result: Dict[str, Any]) -> List[str]:
+    m = result["model"]
+    return [
+        "# jist-edge bench ({})".format(result["mode"]), "",
+        "Run {} on **{}**.".format(result["created"], one_line(result["machine"])), "",
+        "Libraries: " + ", ".join("{} {}".format(k, v) for k, v in sorted(result["machine"]["libraries"].items())) + ".",
+        "", "> " + HARDWARE_NOTE, "",
+        "Model: {}x{} input, L={}, {}-D{}.".format(
+            m["height"], m["width"], m["seq_len"], m["dim"],
+            ", random weights (speed does not depend on the weights)" if m["random_init"] else ""),
+        "Ratios are reported as median (min..max) over interleaved rounds.", "",
+    ]
 
 
-def route_filter_lines(rf: Dict[str, Any]) -> List[str]:
-    """The route filter's section of the Markdown report."""
-    lines = ["## Route filter", "", "Per-frame update of the sparse HMM (K={}, window {}) on {}; time at N / time at "
-             "1,000 places interleaved.".format(rf["params"]["top_k"], rf["params"]["window"], rf["stream"]), "",
-             "| places | p50 / p95 / p99 ms | x 1,000-place time | support (p50 / max) | estimate within 12 places |",
-             "|---|---|---|---|---|"]
-    for row in rf["sizes"]:
-        lines.append("| {:,} | {} | {} | {:.0f} / {} | {:.3f} |".format(
-            row["n"], _ms(row["update"]), _ratio(row["ratio_to_1000_places"]), row["support_p50"], row["support_max"],
-            row["within_12_places"]))
-    if rf.get("stats_on_load"):
-        st = rf["stats_on_load"]
-        lines += ["", "Map distance statistics for a map made without them, computed on load: {:.2f} s at {:,} places "
-                  "({} probes, hnswlib).".format(st["seconds"], st["n"], st["probes"])]
-    return lines + [""]
+def _claims_table(result: Dict[str, Any]) -> List[str]:
+    lines = ["## Paper claims vs measured here", "",
+             "| claim | paper | measured here | holds | how decided |", "|---|---|---|---|---|"]
+    for c in result["claims"]:
+        related = ", ".join("{} {:.4g}".format(k, v) for k, v in c["related"].items())
+        lines.append("| {} | {} | **{:.4g}** {} ({}) | {} | {} |".format(
+            c["claim"], c["paper"], c["value"], c["unit"], related, holds_text(c["holds"]), c["criterion"]))
+    return lines + ["", "Hardware for every row: " + one_line(result["machine"]) + ".", ""]

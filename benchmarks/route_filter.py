@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from jist_edge.benchmarks.timing import compare
-from jist_edge.pipeline.route_filter import FilterParams, RouteFilter
+from jist_edge.filter.route_filter import FilterParams, RouteFilter
 
 Log = Callable[[str], None]
 BASE_SIZE = 1000
@@ -97,8 +97,8 @@ def stats_cost(n: int, log: Log = print) -> Dict[str, Any]:
     """compute_distance_stats on an n-place route-like map with its hnswlib index (what a map made
     before the statistics existed costs on load)."""
     from jist_edge.benchmarks import descriptors, search
-    from jist_edge.maps.distance_stats import compute_distance_stats
-    from jist_edge.maps.index import HnswSearch
+    from jist_edge.filter.distance_stats import compute_distance_stats
+    from jist_edge.search.index import HnswSearch
 
     data = descriptors.RouteDescriptors(n, dim=512, seed=3)
     index, build_s, _ = search.build_index(data.database)

@@ -1,6 +1,6 @@
 """The ways of finding the nearest map place that the matching benchmark compares.
 
-Queries go through the runtime's own ``jist_edge.pipeline.matcher.Matcher``, so the
+Queries go through the runtime's own ``jist_edge.search.matcher.Matcher``, so the
 numbers are those of `jist-edge run`.
 Everything ranks by squared L2, like the paper (faiss IndexFlatL2) and the runtime.
 """
@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED
-from jist_edge.pipeline.matcher import Matcher
+from jist_edge.search.matcher import Matcher
 
 
 class ArrayMap(object):
@@ -63,7 +63,7 @@ class Searcher(object):
     def __init__(self, place_map: ArrayMap, ef: Optional[int] = None, exact: bool = False) -> None:
         self.exact = exact
         self.ef = ef
-        self.implementation = "jist_edge.pipeline.matcher.Matcher"
+        self.implementation = "jist_edge.search.matcher.Matcher"
         self._matcher = Matcher(place_map, ef=ef, exact=exact)
 
     def top1_batch(self, queries: np.ndarray) -> np.ndarray:
@@ -78,7 +78,7 @@ class Searcher(object):
 
 
 def implementation() -> str:
-    return "jist_edge.pipeline.matcher.Matcher (hnswlib {}, exact squared L2 in numpy)".format(_hnswlib_version())
+    return "jist_edge.search.matcher.Matcher (hnswlib {}, exact squared L2 in numpy)".format(_hnswlib_version())
 
 
 def _hnswlib_version() -> str:

@@ -58,7 +58,7 @@ def run(bundle_dir: str, map_dir: str, video: str, backend: str, rounds: int, fr
     from jist_edge.bundle import load_bundle
     from jist_edge.maps.store import load_map
     from jist_edge.pipeline.localizer import Localizer
-    from jist_edge.stream.web import WebView
+    from jist_edge.output.web.server import WebView
 
     bundle = load_bundle(bundle_dir)
     place_map = load_map(map_dir, bundle=bundle)

@@ -68,6 +68,35 @@ def _graphed(fn, torch):
     return graph.replay
 
 
+def _machine(torch) -> dict:
+    """The GPU, torch, CUDA and host the figures came from."""
+    cuda = torch.cuda.is_available()
+    return {"gpu": torch.cuda.get_device_name(0) if cuda else "none (CPU dry run)",
+            "capability": ".".join(map(str, torch.cuda.get_device_capability(0))) if cuda else None,
+            "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+            "python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def _write(out: str, machine: dict, results: list, runs: int, warmup: int) -> None:
+    """torch_cuda_latency.json (every row) and torch_cuda_latency.md (the table) in ``out``."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "torch_cuda_latency.json"), "w") as handle:
+        json.dump({"machine": machine, "results": results, "note": "random weights; CUDA-event GPU time per call"},
+                  handle, indent=2)
+    lines = ["# PyTorch CUDA encoder latency ({gpu}, torch {torch}, CUDA {cuda})".format(**machine), "",
+             "Measured {} with CUDA events: {} timed calls after {} warm-up calls per row; random weights "
+             "(weights do not change speed). No TensorRT on this machine.".format(machine["date"], runs, warmup),
+             "", "| input | batch | precision | p50 ms | p95 ms | frames/s | 1 - min cosine vs FP32 |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append("| {}x{} | {} | {} | {:.3f} | {:.3f} | {:.0f} | {} |".format(
+            r["height"], r["width"], r["batch"], r["precision"], r["p50_ms"], r["p95_ms"], 1000.0 * r["batch"] / r["p50_ms"],
+            "-" if r["min_cosine_vs_fp32"] is None else "{:.2e}".format(1.0 - r["min_cosine_vs_fp32"])))
+    with open(os.path.join(out, "torch_cuda_latency.md"), "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=".", help="folder for torch_cuda_latency.json and .md")
@@ -127,27 +156,7 @@ def main() -> int:
                     print("{:>4}x{:<4} b{} {:<14} p50 {:7.3f} ms  p95 {:7.3f} ms  {:8.1f} FPS/frame  1-cos {}".format(
                         h, w, batch, name, stats["p50_ms"], stats["p95_ms"], 1000.0 * batch / stats["p50_ms"],
                         "-" if cos is None else "{:.2e}".format(1.0 - cos)), flush=True)
-    cuda = torch.cuda.is_available()
-    machine = {"gpu": torch.cuda.get_device_name(0) if cuda else "none (CPU dry run)",
-               "capability": ".".join(map(str, torch.cuda.get_device_capability(0))) if cuda else None,
-               "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
-               "python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-               "date": time.strftime("%Y-%m-%d")}
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "torch_cuda_latency.json"), "w") as handle:
-        json.dump({"machine": machine, "results": results, "note": "random weights; CUDA-event GPU time per call"},
-                  handle, indent=2)
-    lines = ["# PyTorch CUDA encoder latency ({gpu}, torch {torch}, CUDA {cuda})".format(**machine), "",
-             "Measured {} with CUDA events: {} timed calls after {} warm-up calls per row; random weights "
-             "(weights do not change speed). No TensorRT on this machine.".format(machine["date"], args.runs, args.warmup),
-             "", "| input | batch | precision | p50 ms | p95 ms | frames/s | 1 - min cosine vs FP32 |",
-             "|---|---|---|---|---|---|---|"]
-    for r in results:
-        lines.append("| {}x{} | {} | {} | {:.3f} | {:.3f} | {:.0f} | {} |".format(
-            r["height"], r["width"], r["batch"], r["precision"], r["p50_ms"], r["p95_ms"], 1000.0 * r["batch"] / r["p50_ms"],
-            "-" if r["min_cosine_vs_fp32"] is None else "{:.2e}".format(1.0 - r["min_cosine_vs_fp32"])))
-    with open(os.path.join(args.out, "torch_cuda_latency.md"), "w") as handle:
-        handle.write("\n".join(lines) + "\n")
+    _write(args.out, _machine(torch), results, args.runs, args.warmup)
     return 0
 
 

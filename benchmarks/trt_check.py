@@ -21,7 +21,7 @@ from jist_edge.benchmarks.timing import summarize
 
 def _measure(encoder: Any, bundle, runs: int) -> Dict[str, Any]:
     """Descriptors of 8 random frames against ONNX Runtime FP32 on the CPU, then batch-1 timing."""
-    from jist_edge.backends.onnxruntime_backend import OrtEncoder
+    from jist_edge.encoder.onnxruntime.backend import OrtEncoder
 
     rng = np.random.RandomState(0)
     frames = rng.standard_normal((8, 3, bundle.height, bundle.width)).astype(np.float32)
@@ -42,11 +42,11 @@ def _measure(encoder: Any, bundle, runs: int) -> Dict[str, Any]:
 
 
 def check_precision(bundle, precision: str, cache_dir: str, calibration: Any, runs: int) -> Dict[str, Any]:
-    from jist_edge.backends.tensorrt_backend import open_engine
-    from jist_edge.engines import build as engine_build
-    from jist_edge.engines import cache as engine_cache
-    from jist_edge.engines.cuda_device import CudaDevice
-    from jist_edge.engines.int8_source import int8_source
+    from jist_edge.encoder.tensorrt.backend import open_engine
+    from jist_edge.encoder.tensorrt import build as engine_build
+    from jist_edge.encoder.tensorrt import cache as engine_cache
+    from jist_edge.encoder.tensorrt.cuda_device import CudaDevice
+    from jist_edge.calibration.int8_source import int8_source
 
     source = int8_source(bundle, calibration, 256, cache_dir) if precision == "int8" else None
     started = time.perf_counter()
@@ -83,7 +83,7 @@ def main(argv: Any = None) -> int:
     from jist_edge import workspace
 
     from jist_edge.bundle import load_bundle
-    from jist_edge.engines import probe
+    from jist_edge.encoder.tensorrt import probe
     from jist_edge.errors import JistEdgeError
 
     try:

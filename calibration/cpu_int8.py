@@ -6,7 +6,7 @@ activations) runs no faster than FP32 there (measured 0.95-1.00x, DESIGN.md). So
 one has asymmetric uint8 activations (MinMax ranges from frames of the user's route),
 per-channel symmetric int8 weights, Q/DQ format (ONNX Runtime fuses the pairs into
 integer kernels when it loads the file), and the GeM/L2 head left in FP32
-(``jist_edge.engines.fp32_layers``), exactly as the TensorRT builders pin it.
+(``jist_edge.encoder.tensorrt.fp32_layers``), exactly as the TensorRT builders pin it.
 
 The gate: the model is installed (and so usable by ``run --precision int8|best``) only
 when the mean frame-descriptor cosine to FP32 is >= 0.99 and the top-1 agreement of
@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from jist_edge.backends import int8_model
+from jist_edge.encoder.onnxruntime import int8_model
 from jist_edge.calibration.qdq import quantize_encoder
 from jist_edge.errors import JistEdgeError
 from jist_edge.locks import output_lock

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 import numpy as np
 
 from jist_edge.errors import JistEdgeError
-from jist_edge.pipeline.preprocess import Preprocessor
+from jist_edge.encoder.preprocess import Preprocessor
 from jist_edge.stream.uri import VIDEO_EXTENSIONS
 
 DEFAULT_FRAMES = 256

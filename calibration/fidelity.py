@@ -20,8 +20,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from jist_edge.errors import JistEdgeError
-from jist_edge.pipeline.matcher import exact_sq_l2
-from jist_edge.pipeline.seqgem import sliding_windows
+from jist_edge.search.matcher import exact_sq_l2
+from jist_edge.encoder.seqgem import sliding_windows
 
 Encoder = Callable[[np.ndarray], np.ndarray]
 

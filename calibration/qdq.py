@@ -6,7 +6,7 @@ quantization writes exactly that (QuantFormat.QDQ). Choices, for TensorRT:
 - symmetric INT8 for activations and weights (TensorRT supports zero point 0 only);
 - per-channel weight scales (TensorRT's explicit quantization supports them on convs);
 - the descriptor head (L2 norms, GeM, Linear) is excluded: it stays FP32, the same
-  layers the FP16/INT8 builders pin to FP32 (``jist_edge.engines.fp32_layers``);
+  layers the FP16/INT8 builders pin to FP32 (``jist_edge.encoder.tensorrt.fp32_layers``);
 - pre-processing (``quant_pre_process``) with ``skip_symbolic_shape=True``: the symbolic
   shape pass fails on the dynamo exporter's graphs.
 Host tool: needs onnx and onnxruntime, not TensorRT.
@@ -22,7 +22,7 @@ import numpy as np
 
 from jist_edge.errors import JistEdgeError
 from jist_edge.fileio import atomic_path
-from jist_edge.engines.fp32_layers import onnx_fp32_head
+from jist_edge.encoder.tensorrt.fp32_layers import onnx_fp32_head
 
 
 class _Reader(object):

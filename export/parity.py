@@ -12,7 +12,7 @@ import torch
 
 from jist_edge.errors import JistEdgeError
 from jist_edge.export.model import JistModel
-from jist_edge.pipeline.seqgem import seqgem
+from jist_edge.encoder.seqgem import seqgem
 
 TOLERANCE = 1e-4
 STREAM_TOLERANCE = 1e-5

@@ -28,7 +28,7 @@ _API = {
     "Drive": "jist_edge.maps.drives",
     "merge_maps": "jist_edge.maps.merge",
     "load_map": "jist_edge.maps.store",
-    "evaluate": "jist_edge.maps.evaluate",
+    "evaluate": "jist_edge.evaluation.recall",
 }
 
 __all__ = sorted(_API) + ["__version__"]

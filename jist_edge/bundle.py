@@ -13,7 +13,7 @@ from jist_edge.errors import IntegrityError, JistEdgeError
 from jist_edge.fileio import (check_manifest_digest, file_record, kept_note, manifest_digest, read_json, sha256_bytes,
                               staged_directory, verify_files, write_json_atomic, write_staged)
 from jist_edge.locks import output_lock
-from jist_edge.outputs import claim_folder, manifest_kind
+from jist_edge.claims import claim_folder, manifest_kind
 
 FORMAT = "jist-edge-bundle"
 FORMAT_VERSION = 1

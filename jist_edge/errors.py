@@ -28,3 +28,12 @@ class Interrupted(JistEdgeError):
     def __init__(self, message: str, exit_code: int = 130) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def opencv_reason(exc: BaseException) -> str:
+    """One short line from a cv2.error: what failed and where (no source path, no version banner)."""
+    err, func = getattr(exc, "err", None), getattr(exc, "func", None)
+    if err:
+        return "{}{}".format(" ".join(str(err).split()), " in {}".format(func) if func else "")
+    text = " ".join(str(exc).split())
+    return text.split("error: ", 1)[-1]

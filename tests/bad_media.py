@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 
 from jist_edge.fileio import file_record, write_json_atomic
-from jist_edge.maps.index_check import HEADER
+from jist_edge.search.index_check import HEADER
 from jist_edge.maps.store import INDEX_FILE, MANIFEST_FILE
 
 

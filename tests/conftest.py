@@ -76,7 +76,7 @@ def bundle_copy(tiny_bundle, tmp_path) -> str:
 def synth_route(tmp_path_factory, tiny_bundle):
     """(paths of a synthetic route as MJPG videos + CSVs, the map of its database pass built offline)."""
     from jist_edge.maps.build import build_map
-    from jist_edge.synth.traversal import make_route_dataset
+    from jist_edge.synth.dataset import make_route_dataset
 
     root = tmp_path_factory.mktemp("route")
     data = make_route_dataset(str(root / "route"), frames=40, size=(64, 96), seed=3, as_video=True)

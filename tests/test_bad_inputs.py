@@ -24,7 +24,7 @@ from optional_imports import import_or_skip
 from video_files import frame_image, write_mjpg_avi
 
 from jist_edge.errors import IntegrityError, JistEdgeError
-from jist_edge.maps.index_check import check_hnsw_index
+from jist_edge.search.index_check import check_hnsw_index
 from jist_edge.maps.store import load_map
 from jist_edge.maps.write import build_hnsw
 
@@ -345,9 +345,9 @@ def test_stream_refuses_other_kinds_naming_what_it_takes(localizer, source, mess
 def test_api_errors_name_api_parameters_not_cli_flags(tiny_bundle, route, tmp_path):
     from jist_edge.calibration.dataset import open_calibration_set
     from jist_edge.maps.build import build_map, encode_frames
-    from jist_edge.maps.evaluate import evaluate
+    from jist_edge.evaluation.recall import evaluate
     from jist_edge.pipeline.localizer import Localizer
-    from jist_edge.pipeline.preprocess import Preprocessor
+    from jist_edge.encoder.preprocess import Preprocessor
 
     place_map = load_map(route["map"], tiny_bundle)
     calls = [
@@ -381,7 +381,7 @@ def test_process_takes_grey_frames_like_stream(localizer):
 
 def test_positions_csv_with_byte_order_mark_is_read(tmp_path):
     """Before: 'header '\\ufeffframe,easting,northing' is not understood' (it looks identical)."""
-    from jist_edge.maps.positions import read_positions_csv
+    from jist_edge.positions import read_positions_csv
 
     text = "frame,easting,northing\r\n0,1.5,2.5\r\n1,3.0,4.0\r\n"
     plain, excel = tmp_path / "plain.csv", tmp_path / "excel.csv"

@@ -382,7 +382,7 @@ def big_map(tmp_path_factory, tiny_bundle):
 
     from jist_edge.maps.store import FrameTable
     from jist_edge.maps.write import write_map
-    from jist_edge.pipeline.seqgem import sliding_windows
+    from jist_edge.encoder.seqgem import sliding_windows
 
     n = 4000
     rng = np.random.RandomState(0)

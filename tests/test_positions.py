@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jist_edge.errors import JistEdgeError
-from jist_edge.maps.positions import (
+from jist_edge.positions import (
     order_key,
     position_from_name,
     positions_for_names,

@@ -71,8 +71,9 @@ def test_every_runtime_module_imports_without_torch():
     expected = runtime_modules_on_disk()
     assert set(report["imported"]) | set(report["skipped"]) == expected
     assert {"jist_edge.bundle", "jist_edge.pipeline.localizer", "jist_edge.stream.sources.video",
-            "jist_edge.maps.store", "jist_edge.engines.runner", "jist_edge.cli.export_cmd",
-            "jist_edge.maps.cluster"} <= set(report["imported"])
+            "jist_edge.maps.store", "jist_edge.encoder.tensorrt.runner", "jist_edge.cli.export_cmd",
+            "jist_edge.maps.cluster", "jist_edge.search.index", "jist_edge.filter.route_filter",
+            "jist_edge.evaluation.recall", "jist_edge.output.web.server"} <= set(report["imported"])
 
 
 def test_the_public_api_is_importable_from_the_top():

@@ -1,8 +1,8 @@
-"""Held-out drives scored before and after training, with jist_edge's own evaluation (maps.evaluate).
+"""Held-out drives scored before and after training, with jist_edge's own evaluation (evaluation.recall).
 
 Each held-out pair (a database drive and a query drive of the same streets) is cached like
 the training drives; scoring puts the current weights' frame descriptors into the
-EncodedRoutes that ``maps.evaluate.evaluate`` takes, so R@N raw and the route filter's
+EncodedRoutes that ``evaluation.recall.evaluate`` takes, so R@N raw and the route filter's
 filtered R@1 are exactly what ``jist-edge eval`` would report for an exported model.
 """
 import hashlib
@@ -53,7 +53,7 @@ def drive_descriptors(model: JistModel, kind: str, drive: CachedDrive, device: t
 def score(model: JistModel, kind: str, pairs: Sequence[Sequence[CachedDrive]], bundle: Any, device: torch.device,
           threshold: float = 25.0) -> Dict[str, Any]:
     """Per held-out pair R@1/5/10 raw (exact search) and the route filter's R@1; and their means."""
-    from jist_edge.maps.evaluate import evaluate
+    from jist_edge.evaluation.recall import evaluate
 
     per_route = []  # type: List[Dict[str, Any]]
     for database, queries in pairs:

@@ -10,7 +10,7 @@ import click
 
 from jist_edge import workspace
 from jist_edge.cli.common import workspace_option
-from jist_edge.outputs import OutputKind, check_writable, claim_entries
+from jist_edge.claims import OutputKind, check_writable, claim_entries
 
 
 def _report_kind() -> OutputKind:

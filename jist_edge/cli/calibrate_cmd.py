@@ -53,7 +53,7 @@ def command(bundle: Optional[str], calibration: str, frames: int, seed: int, qdq
     from jist_edge.bundle import load_bundle
     from jist_edge.calibration.dataset import open_calibration_set
     from jist_edge.fileio import write_json_atomic
-    from jist_edge.outputs import check_writable
+    from jist_edge.claims import check_writable
 
     if qdq_out and not tensorrt_qdq:
         raise click.UsageError("--qdq writes the TensorRT Q/DQ variant: drop --no-tensorrt-qdq")
@@ -86,7 +86,7 @@ def _quantize(model: Any, calib: Any, engines: str, work: str, qdq_out: Optional
     """The INT8 files to measure ({variant: path}), the report's start, the CPU model's expected header."""
     import onnxruntime
 
-    from jist_edge.backends import int8_model
+    from jist_edge.encoder.onnxruntime import int8_model
     from jist_edge.calibration import cpu_int8
     from jist_edge.calibration.qdq import quantize_encoder
 
@@ -121,7 +121,7 @@ def _route_passes(model: Any, route: str, queries: Optional[str], count: int, se
 
     from jist_edge.calibration import fidelity
     from jist_edge.calibration.dataset import open_calibration_set
-    from jist_edge.pipeline.preprocess import Preprocessor
+    from jist_edge.encoder.preprocess import Preprocessor
 
     passes = []
     for source in (route, queries) if queries else (route,):

@@ -4,12 +4,13 @@ import json
 import math
 import os
 import time
-from typing import Any, Callable, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import click
 
 from jist_edge import workspace
 from jist_edge.errors import Interrupted, JistEdgeError, Terminated
+from jist_edge.tables import print_table
 
 workspace_option = click.option(
     "--workspace",
@@ -45,29 +46,8 @@ def check_route_path(option: str, path: str) -> None:
 
 
 def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Callable[[str], None] = click.echo) -> None:
-    """Print a plain aligned table; the JSON output carries the same numbers."""
-    cells: List[List[str]] = [[str(h) for h in headers]] + [[_fmt(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    for n, row in enumerate(cells):
-        out("  ".join(c.rjust(w) if n and _numeric(c) else c.ljust(w) for c, w in zip(row, widths)).rstrip())
-        if n == 0:
-            out("  ".join("-" * w for w in widths))
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
-            return "{:.3g}".format(value)
-        return "{:.3f}".format(value)
-    return str(value)
-
-
-def _numeric(text: str) -> bool:
-    try:
-        float(text.rstrip("%x"))
-        return True
-    except ValueError:
-        return False
+    """Print a plain aligned table (jist_edge.tables) through click by default."""
+    print_table(headers, rows, out)
 
 
 def echo_json(obj: Any) -> None:

@@ -11,7 +11,7 @@ from jist_edge.cli.common import FiniteFloatRange, echo_table, warn, workspace_o
 from jist_edge.cli.demo_filter import filter_step, print_filter_step, synthesize_excursions
 from jist_edge.cli.serve_option import DEMO_HELP, open_view, serve_option, serve_until_interrupted
 from jist_edge.errors import JistEdgeError
-from jist_edge.outputs import check_writable
+from jist_edge.claims import check_writable
 
 RECALLS = (1, 5, 10)
 
@@ -35,8 +35,8 @@ def claim_demo_folder(out: str, force: bool) -> str:
     from jist_edge.bundle import BUNDLE_OUTPUT
     from jist_edge.fileio import resolve_link, write_bytes_atomic
     from jist_edge.maps.store import MAP_OUTPUT
-    from jist_edge.outputs import OutputKind, claim_folder
-    from jist_edge.synth.traversal import ROUTE_OUTPUT
+    from jist_edge.claims import OutputKind, claim_folder
+    from jist_edge.synth.dataset import ROUTE_OUTPUT
 
     real = resolve_link(out, "--output")
     made_here = OutputKind("demo folder", DEMO_MARKER, lambda m: True, lambda m: []).read(real) is not None
@@ -67,8 +67,8 @@ def claim_demo_folder(out: str, force: bool) -> str:
 @click.option("--threshold", default=25.0, show_default=True, type=FiniteFloatRange(min=0, min_open=True),
               help="Positive distance in metres.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the summary as JSON.")
-@click.option("--train", "train_minutes", is_flag=False, flag_value=2.0, default=None, type=FiniteFloatRange(min=0, min_open=True),
-              metavar="[MINUTES]", help="Train the weights first (JIST's losses, head only) on synthetic drives of two "
+@click.option("--train", "train_minutes", is_flag=False, flag_value=2.0, default=None,
+              type=FiniteFloatRange(min=0, min_open=True), metavar="[MINUTES]", help="Train the weights first (JIST's losses, head only) on synthetic drives of two "
               "other seeds, for MINUTES [2], so recall is that of trained weights.")
 @click.option("--force", is_flag=True, help="Use an --output folder that a demo did not make (its model/, map/, "
               "route/ are replaced where they are ones jist-edge wrote; anything else there stays).")
@@ -114,7 +114,8 @@ def _demo(out: str, export_bundle, checkpoint, frames, img_size, seq_len, backen
     if train_minutes is not None:
         from jist_edge.cli.demo_train import train_weights
 
-        t = _step("1b", STEPS, "training the weights for {:g} min on synthetic drives of other seeds".format(train_minutes))
+        t = _step("1b", STEPS, "training the weights for {:g} min on synthetic drives of other seeds".format(
+            train_minutes))
         trained = train_weights(out, img_size, seq_len, seed, train_minutes)
         checkpoint = trained["checkpoint"]
         _done(t)
@@ -220,8 +221,8 @@ def _stream_queries(bundle: Any, place_map: Any, queries: str, query_frames: int
 
 
 def _score(place_map: Any, streamed: Dict[str, List[Any]], positions_csv: str, threshold: float) -> Dict[str, Any]:
-    from jist_edge.maps.evaluate import score_stream
-    from jist_edge.maps.positions import read_positions_csv
+    from jist_edge.evaluation.recall import score_stream
+    from jist_edge.positions import read_positions_csv
 
     t = _step(5, STEPS, "scoring recall like the paper (positive: any frame within {:g} m)".format(threshold))
     scores = score_stream(place_map, streamed["windows"], np.array(streamed["ids"]),

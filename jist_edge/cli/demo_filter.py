@@ -32,9 +32,9 @@ def kidnaps_for(frames: int) -> int:
 def filter_step(bundle: Any, place_map: Any, streamed: Dict[str, List[Any]], setup: Dict[str, Any],
                 data: Dict[str, Any], excursions: Dict[str, Any], threshold: float, out: str) -> Dict[str, Any]:
     """Both passes' summaries (raw vs filtered) and the PNGs written for them."""
-    from jist_edge.maps.evaluate import evaluate
-    from jist_edge.maps.localization import score_live
-    from jist_edge.maps.positions import read_positions_csv
+    from jist_edge.evaluation.recall import evaluate
+    from jist_edge.evaluation.localization import score_live
+    from jist_edge.positions import read_positions_csv
 
     live, live_rows = score_live(place_map, streamed["windows"], [ids[0] for ids in streamed["ids"]],
                                  streamed["raw_dists"], streamed["estimates"],
@@ -60,7 +60,7 @@ def print_filter_step(result: Dict[str, Any]) -> Dict[str, Any]:
 
 def _plots(out: str, bundle: Any, seq_len: int, threshold: float, passes: Dict[str, Any]) -> List[str]:
     from jist_edge.errors import JistEdgeError
-    from jist_edge.maps.eval_plots import write_plots
+    from jist_edge.evaluation.plots import write_plots
 
     written = []  # type: List[str]
     for name, (summary, rows) in passes.items():

@@ -13,7 +13,7 @@ def command(as_json: bool) -> None:
     providers, TensorRT and CUDA, the GPU and whether it has fast FP16/INT8, the
     Jetson model, and which backend `--backend auto` picks.
     """
-    from jist_edge import doctor
+    from jist_edge.cli import doctor
 
     report = doctor.collect()
     if as_json:

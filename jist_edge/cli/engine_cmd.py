@@ -4,7 +4,7 @@ from typing import Optional
 import click
 
 from jist_edge.cli.common import echo_table, warn, workspace_option
-from jist_edge.engines import policy as trt_policy
+from jist_edge.encoder.tensorrt import policy as trt_policy
 from jist_edge.errors import JistEdgeError
 
 
@@ -39,10 +39,10 @@ def build_command(bundle: Optional[str], precision: str, workspace_mib: int, cal
     rebuilds on mismatch.
     """
     from jist_edge import workspace
-    from jist_edge.backends import tensorrt_backend
+    from jist_edge.encoder.tensorrt import backend as tensorrt_backend
     from jist_edge.bundle import load_bundle
-    from jist_edge.engines import build as engine_build
-    from jist_edge.engines.int8_source import int8_source
+    from jist_edge.encoder.tensorrt import build as engine_build
+    from jist_edge.calibration.int8_source import int8_source
 
     if not tensorrt_backend.is_available():
         raise JistEdgeError("cannot build engines here: " + tensorrt_backend.why_unavailable())

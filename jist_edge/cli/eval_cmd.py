@@ -25,8 +25,10 @@ def parse_recalls(values, extra) -> list:
 @click.command("eval", context_settings={"allow_extra_args": True})
 @click.option("--model", type=click.Path(), default=None, help="Model bundle [default: <workspace>/model].")
 @click.option("--database", required=True, type=click.Path(),
-              help="Database pass: image folder, video file, or a map folder built with this model.")
-@click.option("--queries", required=True, type=click.Path(), help="Query pass: image folder or video file.")
+              help="Database pass: image folder, video file, ROS bag, or a map folder built with this model.")
+@click.option("--queries", required=True, type=click.Path(), help="Query pass: image folder, video file or ROS bag.")
+@click.option("--image-topic", default=None, help="ROS bags: the image topic [default: the bag's only one].")
+@click.option("--position-topic", default=None, help="ROS bags: the position topic [default: the bag's only one].")
 @click.option("--database-positions", type=click.Path(dir_okay=False), default=None,
               help="CSV of database positions [default: from file names].")
 @click.option("--query-positions", type=click.Path(dir_okay=False), default=None,
@@ -47,7 +49,7 @@ def parse_recalls(values, extra) -> list:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @workspace_option
 @click.pass_context
-def command(ctx, model, database, queries, database_positions, query_positions, seq_len, threshold, recall, exact, ef,
+def command(ctx, model, database, queries, image_topic, position_topic, database_positions, query_positions, seq_len, threshold, recall, exact, ef,
             batch_size, json_path, no_filter, plot_dir, quiet, workspace_path):
     """Recall@N of a query pass against a database pass (the JIST paper's protocol).
 
@@ -60,14 +62,16 @@ def command(ctx, model, database, queries, database_positions, query_positions, 
       jist-edge eval --database route/db --queries route/query --recall 1 5 10 --json eval.json
     """
     from jist_edge.bundle import load_bundle
-    from jist_edge.maps.evaluate import evaluate, recall_rows
+    from jist_edge.evaluation.recall import evaluate, recall_rows
     from jist_edge.fileio import write_json_atomic
-    from jist_edge.outputs import check_writable
+    from jist_edge.claims import check_writable
 
     recalls = parse_recalls(recall, ctx.args)
     for option, path in (("--database", database), ("--queries", queries)):
         if not os.path.exists(path):
             raise JistEdgeError("{} not found: {}".format(option, path))
+    database, database_positions, queries, query_positions = _bag_passes(
+        database, database_positions, queries, query_positions, image_topic, position_topic)
     if json_path:
         json_path = check_writable(json_path, "--json")  # refused now, not after the evaluation
     if plot_dir and no_filter:
@@ -105,7 +109,26 @@ def command(ctx, model, database, queries, database_positions, query_positions, 
         write_json_atomic(json_path, report)
         click.echo("report written: {}".format(json_path))
     if plot_dir:
-        from jist_edge.maps.eval_plots import write_plots
+        from jist_edge.evaluation.plots import write_plots
 
         for path in write_plots(report, plot_dir):
             click.echo("plot written: {}".format(path))
+
+
+def _bag_passes(database, database_positions, queries, query_positions, image_topic, position_topic):
+    """ROS bags given as --database or --queries become (frame source, positions) pairs (cli.bag_cmd)."""
+    from jist_edge.cli.bag_cmd import bag_route, is_bag
+
+    passes = []
+    for option, path, positions, csv_option in (("--database", database, database_positions, "--database-positions"),
+                                                ("--queries", queries, query_positions, "--query-positions")):
+        if is_bag(path):
+            if positions is not None:
+                raise click.UsageError("{} {} is a bag: its positions come from its position topic; drop {}".format(
+                    option, path, csv_option))
+            passes.extend(bag_route(path, image_topic, position_topic))
+        else:
+            passes.extend((path, positions))
+    if (image_topic or position_topic) and not (is_bag(database) or is_bag(queries)):
+        raise click.UsageError("--image-topic and --position-topic apply to ROS bags only")
+    return passes[0], passes[1], passes[2], passes[3]

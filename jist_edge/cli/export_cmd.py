@@ -96,7 +96,7 @@ def command(
     elapsed = time.perf_counter() - started
     _summary(bundle, elapsed, as_json)
     if engine is not None:
-        from jist_edge.engines import build as engine_build
+        from jist_edge.encoder.tensorrt import build as engine_build
 
         cache_dir = engine_build.cache_dir_for(None, workspace_path)
         path, header = engine_build.build(bundle, "encoder", engine, cache_dir=cache_dir,
@@ -106,7 +106,7 @@ def command(
 
 def _check_engine_possible(precision: str) -> None:
     """Fail before the export, not after it, when no engine can be built here."""
-    from jist_edge.backends import tensorrt_backend
+    from jist_edge.encoder.tensorrt import backend as tensorrt_backend
 
     if not tensorrt_backend.is_available():
         raise JistEdgeError("--engine needs TensorRT on this machine ({}); export here and run "

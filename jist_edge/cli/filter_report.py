@@ -2,7 +2,7 @@
 from typing import Any, Dict
 
 from jist_edge.cli.common import echo_table
-from jist_edge.maps.localization import COMPARISON_HEADERS, comparison_rows
+from jist_edge.evaluation.localization import COMPARISON_HEADERS, comparison_rows
 
 
 def print_comparison(summary: Dict[str, Any], echo: Any) -> None:

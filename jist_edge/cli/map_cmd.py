@@ -8,7 +8,7 @@ import click
 from jist_edge import workspace
 from jist_edge.cli.common import (FrameProgress, check_route_path, echo_json, echo_table, keeps_previous, model_path,
                                   warn, workspace_option)
-from jist_edge.maps.index import AUTO, AUTO_PCA_PLACES, DEFAULT_REDUCED_DIM, DEFAULT_RERANK, HNSW, KINDS
+from jist_edge.search.index import AUTO, AUTO_PCA_PLACES, DEFAULT_REDUCED_DIM, DEFAULT_RERANK, HNSW, KINDS
 from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M
 
 DEFAULT_SHARD_FRAMES = 256  # maps.cluster's default, repeated here so --help needs no import of it
@@ -25,6 +25,11 @@ def command() -> None:
 @click.option("--video", type=click.Path(), default=None, help="Route as a video file.")
 @click.option("--route", "routes", type=click.Path(), multiple=True,
               help="A drive: video file or image folder. Repeat for several drives in one map (in driving order).")
+@click.option("--bag", "bags", type=click.Path(), multiple=True,
+              help="A drive recorded as a ROS bag (.bag, .mcap, ROS 2 bag folder; pip install 'jist-edge[bags]'). "
+                   "Repeatable: one drive per bag.")
+@click.option("--image-topic", default=None, help="--bag: the image topic [default: the bag's only one].")
+@click.option("--position-topic", default=None, help="--bag: the position topic [default: the bag's only one].")
 @click.option("--from-map", "from_map", type=click.Path(), default=None,
               help="Reuse the frame descriptors of an existing map (another --seq-len; no re-encoding).")
 @click.option("--positions", type=click.Path(dir_okay=False), multiple=True,
@@ -55,7 +60,7 @@ def command() -> None:
 @click.option("--force", is_flag=True, help="Replace an existing map folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @workspace_option
-def build(model, images, video, routes, from_map, positions, stride, seq_len, batch_size, fp16, index_kind,
+def build(model, images, video, routes, bags, image_topic, position_topic, from_map, positions, stride, seq_len, batch_size, fp16, index_kind,
           reduced_dim, rerank, M, ef_construction, backend, ray_address, shard_frames, output, force, quiet,
           workspace_path):
     """Encode one or several routes once, pool windows of L frames with SeqGeM, and index them.
@@ -65,12 +70,21 @@ def build(model, images, video, routes, from_map, positions, stride, seq_len, ba
       jist-edge map build --video route.avi --positions route.csv
       jist-edge map build --images db_images/ --output maps/city
       jist-edge map build --route day.avi --positions day.csv --route night/ --positions - --output maps/both
+      jist-edge map build --bag day.bag --bag night.mcap --image-topic /camera/image_raw
       jist-edge map build --route long.avi --positions long.csv --ray head-node:6379
       jist-edge map build --from-map maps/city --seq-len 10 --output maps/city-L10
     """
     from jist_edge.locks import output_lock
 
-    drives = _drives(images, video, routes, from_map, positions)
+    if bags:
+        from jist_edge.cli.bag_cmd import bag_drives
+
+        if images or video or routes or from_map or positions:
+            raise click.UsageError("--bag takes its frames and positions from the bag: drop --images, --video, "
+                                   "--route, --from-map and --positions")
+        drives = bag_drives(bags, image_topic, position_topic)  # type: Optional[List[Any]]
+    else:
+        drives = _drives(images, video, routes, from_map, positions)
     if drives is None and (stride != 1 or ray_address):
         raise click.UsageError("--stride and --ray do not apply to --from-map (its frames are fixed)")
     output = output or workspace.map_dir(workspace_path)
@@ -144,7 +158,7 @@ def _drives(images: Optional[str], video: Optional[str], routes: Sequence[str], 
 def _open_encoder(bundle: Any, backend: str, ray_address: Optional[str], batch_size: int, shard_frames: int) -> Any:
     """A local encoder backend, or a pool of Ray workers running ONNX Runtime."""
     if ray_address is None:
-        from jist_edge.backends import create_encoder
+        from jist_edge.encoder import create_encoder
 
         return create_encoder(bundle, backend)
     if backend not in ("auto", "onnxruntime"):

@@ -10,6 +10,7 @@ from jist_edge import workspace
 from jist_edge.cli.common import check_route_path, echo_table, model_path, workspace_option
 from jist_edge.cli.serve_option import RUN_HELP, open_view, serve_option
 from jist_edge.errors import JistEdgeError
+from jist_edge.stream.events import SourceOutage
 
 
 def resolve_model_and_map(model: Optional[str], map_dir: Optional[str], ws: Optional[str]):
@@ -31,6 +32,13 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
         summary["frames"], summary["partial"], summary["seconds"], summary["fps"]))
     echo("  dropped {}  skipped {}  distinct places matched {}".format(
         summary["dropped"], summary["skipped"], summary["distinct_places_matched"]))
+    source = summary.get("source") or {}
+    if source.get("outages") or source.get("reconnects") or source.get("repeated") or source.get("blind"):
+        echo("  camera: {} outage{} ({:.1f} s without frames), {} reconnect{}, {} repeated image{}, "
+             "{} blind frame{}".format(
+                 source["outages"], "" if source["outages"] == 1 else "s", source["outage_s"], source["reconnects"],
+                 "" if source["reconnects"] == 1 else "s", source["repeated"], "" if source["repeated"] == 1 else "s",
+                 source["blind"], "" if source["blind"] == 1 else "s"))
     rows = [(stage, v["p50"], v["p95"]) for stage, v in summary["latency_ms"].items()]
     echo_table(["stage", "p50 ms", "p95 ms"], rows, out=echo)
 
@@ -42,6 +50,12 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
               help="Camera or stream: 0, /dev/video0, csi://0, rtsp://host/path.")
 @click.option("--video", type=click.Path(), default=None, help="A video file.")
 @click.option("--images", type=click.Path(), default=None, help="A folder of images (ordered by name).")
+@click.option("--bag", type=click.Path(), default=None,
+              help="A ROS bag (.bag, .mcap, ROS 2 bag folder; pip install 'jist-edge[bags]'): replayed as fast as "
+                   "it can, or at the recorded rate with --realtime.")
+@click.option("--image-topic", default=None, help="--bag: the image topic [default: the bag's only one].")
+@click.option("--output-bag", type=click.Path(dir_okay=False), default=None,
+              help="Also write the poses with covariance, fixes and status as ROS 2 messages to this .mcap file.")
 @click.option("--top-k", default=1, show_default=True, type=click.IntRange(1, 100), help="Matches per frame.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="Write one JSON line per frame here [default: stdout when it is not a terminal].")
@@ -58,7 +72,11 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @click.option("--ef", type=click.IntRange(1), default=None, help="hnswlib search ef [default: 64].")
 @click.option("--exact", is_flag=True, help="Exact squared-L2 search instead of hnswlib.")
 @click.option("--realtime", is_flag=True, help="Pace files at their frame rate and drop frames like a camera.")
-@click.option("--max-retries", default=3, show_default=True, type=click.IntRange(0), help="Reopen attempts for a live source.")
+@click.option("--max-retries", default=None, type=click.IntRange(0),
+              help="Reopen attempts per outage of a live source [default: reopen for as long as the run lasts].")
+@click.option("--max-outage", "max_outage", default=None, type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="End the run (exit 1, summary printed) when a live source is gone longer than this "
+                   "[default: wait for it].")
 @click.option("--width", type=int, default=None, help="Camera capture width (csi:// and V4L2).")
 @click.option("--height", type=int, default=None, help="Camera capture height.")
 @click.option("--fps", type=int, default=None, help="Camera frame rate.")
@@ -71,9 +89,9 @@ def print_summary(summary: Dict[str, Any], info: Dict[str, Any], echo) -> None:
 @click.option("--quiet", is_flag=True, help="No status line and no summary.")
 @serve_option(RUN_HELP)
 @workspace_option
-def command(model, map_dir, camera, video, images, top_k, output, display, max_frames, backend, precision, no_build,
-            ef, exact, realtime, max_retries, width, height, fps, flip, full_frame, no_filter, quiet, serve,
-            workspace_path):
+def command(model, map_dir, camera, video, images, bag, image_topic, output_bag, top_k, output, display, max_frames,
+            backend, precision, no_build, ef, exact, realtime, max_retries, max_outage, width, height, fps, flip,
+            full_frame, no_filter, quiet, serve, workspace_path):
     """Localize every frame of a camera, stream, video or image folder against a map.
 
     One JSON line per frame (match, position, per-stage latency, drops) goes to
@@ -83,7 +101,13 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     from jist_edge.pipeline.localizer import Localizer
     from jist_edge.pipeline.stats import RunStats
 
-    uri = source_uri(camera, video, images)
+    from jist_edge.cli.bag_cmd import check_bag_options, open_output_bag
+    from jist_edge.stream.uri import redact_url
+
+    source, uri = check_bag_options(bag, image_topic, output_bag, no_filter, camera, video, images)
+    if source is None:
+        uri = source = source_uri(camera, video, images)
+    shown = redact_url(uri)  # credentials never in a message, a JSON line or the live view
     model, map_dir = resolve_model_and_map(model, map_dir, workspace_path)
     loc = Localizer.open(model, map_dir, backend=backend, top_k=top_k, ef=ef, exact=exact, precision=precision,
                          no_build=no_build, cache_dir=workspace.engine_dir(workspace_path), route_filter=not no_filter)
@@ -92,7 +116,7 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     log = (lambda msg: click.echo(msg, err=True)) if json_to_stdout else click.echo
     if not quiet:
         log("jist-edge run: {} encoder{} on {}, map {} ({} sequences){}".format(
-            info["backend"], " ({})".format(info["precision"]) if info.get("precision") else "", uri, map_dir,
+            info["backend"], " ({})".format(info["precision"]) if info.get("precision") else "", shown, map_dir,
             info["map_sequences"], "  [RANDOM WEIGHTS: pipeline demo only]" if loc.bundle.random_init else ""))
         if info.get("precision_note"):
             log("  " + info["precision_note"])
@@ -101,22 +125,34 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     stats = RunStats()
     sinks = view = None
     failed = None  # type: Optional[OutputFailed]
+    bag_out, completed = None, False  # type: Any, bool
     try:
-        view = open_view(serve, log, loc.place_map, dict(info, source=uri, random_init=loc.bundle.random_init))
+        bag_out = open_output_bag(output_bag, loc) if output_bag else None
+        view = open_view(serve, log, loc.place_map, dict(info, source=shown, random_init=loc.bundle.random_init))
         sinks = Sinks(output, json_to_stdout, display, quiet, log, view)
         source_opts = dict(max_retries=max_retries, width=width, height=height, fps=fps, flip=flip)
         if full_frame:
             source_opts["scale_to"] = None
+        if bag:
+            source_opts = {}  # a FrameSource takes no URI options
         try:
-            for result in loc.stream(uri, realtime=realtime, max_frames=max_frames, **source_opts):
+            for result in loc.stream(source, realtime=realtime, max_frames=max_frames, on_event=sinks.event,
+                                     max_outage_s=max_outage, **source_opts):
                 stats(result)
+                if bag_out is not None:
+                    bag_out(result)
                 if not sinks(result, loc.last_image):
                     break
         except KeyboardInterrupt:
             log("\ninterrupted: stopping")
-        except OutputFailed as exc:  # disk full: stop, but keep the summary of what was done
+        except (OutputFailed, SourceOutage) as exc:  # disk full, camera gone too long: stop, keep the summary
             failed = exc
+        completed = True
     finally:
+        if bag_out is not None and completed and failed is None and stats.frames:
+            bag_out.close()  # written only by a run that produced results
+        elif bag_out is not None:
+            bag_out.abort()  # an existing OUT stays as it was
         if sinks is not None:
             failed = sinks.close() or failed
         if view is not None:
@@ -125,9 +161,11 @@ def command(model, map_dir, camera, video, images, top_k, output, display, max_f
     stats.skipped = loc.frames_skipped  # includes frames skipped after the last result
     if stats.frames == 0:
         raise JistEdgeError("no usable frame came from {} ({} skipped as unreadable){}".format(
-            uri, stats.skipped, "; {} was left as it was".format(output) if output else ""))
+            shown, stats.skipped, "; {} was left as it was".format(output) if output else ""))
+    summary = stats.summary()
+    summary["source"] = loc.source_counts()
     if not quiet:
-        print_summary(stats.summary(), info, log)
+        print_summary(summary, info, log)
     if failed is not None:
         raise JistEdgeError("{}; the run stopped after {} frame{}".format(
             failed, stats.frames, "" if stats.frames == 1 else "s"))
@@ -157,8 +195,8 @@ class Sinks(object):
 
     def __init__(self, output: Optional[str], json_to_stdout: bool, display: bool, quiet: bool, log,
                  web: Any = None) -> None:
-        from jist_edge.outputs import check_writable
-        from jist_edge.stream.sinks import Display, JsonlSink, StatusLine, display_problem
+        from jist_edge.claims import check_writable
+        from jist_edge.output.sinks import Display, JsonlSink, StatusLine, display_problem
 
         self.web = web  # the --serve live view (closed by the command)
         self.viewer = None  # type: Any
@@ -170,12 +208,22 @@ class Sinks(object):
                 self.viewer = Display()
         terminal = sys.stderr if json_to_stdout else sys.stdout
         self.status = StatusLine(terminal) if not quiet and terminal.isatty() else None
+        self._log_handler = None  # type: Any
+        if self.status is not None:  # warnings on their own lines, not glued onto the status line
+            import logging
+
+            from jist_edge.output.sinks import StatusLogHandler
+
+            self._log_handler = StatusLogHandler(self.status)
+            logging.getLogger("jist_edge").addHandler(self._log_handler)
         self.output = check_writable(output, "--output") if output is not None else None
         self._handle = None  # type: Any
         self.jsonl = JsonlSink(sys.stdout) if json_to_stdout else None
+        self._last_image = self._lost_image = None  # type: Any
 
     def __call__(self, result: Any, image: Any) -> bool:
         """Hand one result to every sink; False when the user closed the window."""
+        self._last_image = image
         self._write_json(result)
         if self.status:
             self.status(result)
@@ -186,15 +234,31 @@ class Sinks(object):
             return not self.viewer.stopped
         return True
 
-    def _write_json(self, result: Any) -> None:
-        from jist_edge.stream.sinks import JsonlSink
+    def event(self, event: Any) -> None:
+        """A live source's outage event: a JSON line (lost/back), the status line, the views."""
+        if event.recorded:
+            self._write_json(event, record=True)
+            if self.web is not None:
+                self.web.source_event(event)
+            self._lost_image = self._last_image if event.kind == "source_lost" else None
+            return
+        if self.status:
+            self.status.lost(event.lost_s)
+        if self.viewer is not None:
+            self.viewer.lost(self._lost_image, event.lost_s)
+
+    def _write_json(self, item: Any, record: bool = False) -> None:
+        from jist_edge.output.sinks import JsonlSink
 
         try:
             if self.output is not None and self._handle is None:
                 self._handle = open(self.output, "w")
                 self.jsonl = JsonlSink(self._handle)
             if self.jsonl:
-                self.jsonl(result)
+                if record:
+                    self.jsonl.event(item)
+                else:
+                    self.jsonl(item)
         except OSError as exc:
             raise self._failure(exc)
 
@@ -207,6 +271,11 @@ class Sinks(object):
 
     def close(self) -> Optional[OutputFailed]:
         """Close every sink; the failure to flush the last lines (disk full), if any."""
+        if self._log_handler is not None:
+            import logging
+
+            logging.getLogger("jist_edge").removeHandler(self._log_handler)
+            self._log_handler = None
         if self.status:
             self.status.close()
         if self.viewer is not None:

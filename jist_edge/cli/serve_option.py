@@ -21,7 +21,7 @@ DEMO_HELP = (
 
 
 def _parse(ctx: Any, param: Any, value: Optional[str]) -> ServeAddress:
-    from jist_edge.stream.web import parse_serve_address
+    from jist_edge.output.web.server import parse_serve_address
 
     if value is None:
         return None
@@ -40,7 +40,7 @@ def open_view(address: ServeAddress, log: Callable[[str], None], place_map: Any 
     """A started WebView for ``--serve``, or None without it. Listening fails with one line naming the address."""
     if address is None:
         return None
-    from jist_edge.stream.web import WebView
+    from jist_edge.output.web.server import WebView
 
     view = WebView(address[0], address[1]).start()
     if place_map is not None:

@@ -11,10 +11,10 @@ from jist_edge.cli.common import FiniteFloatRange, echo_json, echo_table, keeps_
 from jist_edge.errors import JistEdgeError
 from jist_edge.fileio import kept_note
 from jist_edge.locks import output_lock
-from jist_edge.outputs import claim_folder
+from jist_edge.claims import claim_folder
 from jist_edge.synth.excursions import DETOUR_OFFSET_M
-from jist_edge.synth.traversal import (DATABASE_SPACING_M, QUERY_OFFSET_M, QUERY_SPEED_RATIO, ROUTE_OUTPUT,
-                                       frames_that_fit, make_route_dataset)
+from jist_edge.synth.dataset import ROUTE_OUTPUT, make_route_dataset
+from jist_edge.synth.traversal import DATABASE_SPACING_M, QUERY_OFFSET_M, QUERY_SPEED_RATIO, frames_that_fit
 from jist_edge.write_errors import write_failure
 
 

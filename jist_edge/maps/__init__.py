@@ -1,1 +1,1 @@
-"""Place maps: building them from a route, storing and verifying them, positions, and recall evaluation."""
+"""Place maps: building them from a route (or drives), merging, writing and storing them verified."""

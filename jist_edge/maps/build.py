@@ -16,12 +16,12 @@ from jist_edge.errors import BadFrame, JistEdgeError
 from jist_edge.locks import output_lock
 from jist_edge.maps import drives as drive_layout
 from jist_edge.maps.drives import Drive, as_drives  # noqa: F401  (Drive: for build_map callers)
-from jist_edge.maps.index import AUTO, DEFAULT_RERANK, DEFAULT_REDUCED_DIM, HNSW, IndexSpec
+from jist_edge.search.index import AUTO, DEFAULT_RERANK, DEFAULT_REDUCED_DIM, HNSW, IndexSpec
 from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED, FrameTable, PlaceMap, load_map
 from jist_edge.maps.write import refuse_overwrite, write_map
-from jist_edge.maps.positions import frame_position, read_positions_frame
-from jist_edge.pipeline.preprocess import Preprocessor
-from jist_edge.pipeline.seqgem import sliding_windows
+from jist_edge.positions import frame_position, read_positions_frame
+from jist_edge.encoder.preprocess import Preprocessor
+from jist_edge.encoder.seqgem import sliding_windows
 from jist_edge.stream.frame import to_bgr
 
 Progress = Optional[Callable[[int], None]]
@@ -171,6 +171,9 @@ def _open(source_or_frames: Any, stride: int):
 
         kind = "images" if os.path.isdir(path) else "video"
         return open_source(path, stride=stride), 1, {"kind": kind, "path": os.path.abspath(path)}
+    route_info = getattr(source_or_frames, "route_info", None)  # a source that says what it reads (a bag)
+    if isinstance(route_info, dict):
+        return source_or_frames, stride, route_info
     if isinstance(source_or_frames, np.ndarray) and source_or_frames.ndim != 4:
         raise JistEdgeError("a route given as one array must be N x H x W x 3, not {}-D".format(source_or_frames.ndim))
     if isinstance(source_or_frames, (bytes, dict)) or not hasattr(source_or_frames, "__iter__"):
@@ -198,6 +201,8 @@ def _position_table(positions: Any):
         return None, {"frame": drive_layout.METRIC}
     if isinstance(positions, dict):
         return positions, {"frame": drive_layout.METRIC}
+    if isinstance(positions, tuple) and len(positions) == 2 and isinstance(positions[0], dict):
+        return positions[0], dict(positions[1])  # (table, frame): e.g. a bag's NavSatFix in local metres
     if isinstance(positions, str):
         return read_positions_frame(positions)
     raise JistEdgeError("positions must be a CSV path or a dict, got {}".format(type(positions).__name__))
@@ -216,7 +221,7 @@ def check_length(frames: int, seq_len: int, where: Any) -> None:
 def encode_route(bundle: Any, source_or_frames: Any, stride: int = 1, positions: Any = None, batch_size: int = 8,
                  encoder: Any = None, progress: Progress = None) -> EncodedRoute:
     """Encode a whole route once; frames that cannot be read or encoded are skipped and counted."""
-    from jist_edge.backends import create_encoder
+    from jist_edge.encoder import create_encoder
 
     reader = _RouteReader(source_or_frames, stride, positions)
     own = encoder is None
@@ -276,7 +281,7 @@ def build_map(
     ``source_or_frames``: one route (video, image folder, frames) with ``positions`` (None: from VPR
     file names, a CSV path, or a dict frame key -> (easting, northing)), or a list of
     ``maps.drives.Drive(source, positions)``, one per drive. ``encoder``: a backend, or a pool with
-    ``encode_stream`` (``maps.cluster``). ``index_kind``: auto, hnsw or hnsw-pca (maps.index).
+    ``encode_stream`` (``maps.cluster``). ``index_kind``: auto, hnsw or hnsw-pca (search.index).
     An existing non-empty ``out_dir`` is replaced only with ``force``. The returned map's
     ``build_stats`` lists per drive what was encoded, skipped and unpositioned.
     """
@@ -292,7 +297,7 @@ def build_map(
         refuse_overwrite(out_dir, force)  # before the expensive part
         own = encoder is None
         if own:
-            from jist_edge.backends import create_encoder
+            from jist_edge.encoder import create_encoder
 
             encoder = create_encoder(bundle)
         try:

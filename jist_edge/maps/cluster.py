@@ -70,7 +70,7 @@ def _worker_encoder(payload: Dict[str, Any], threads: int):
     """(bundle, encoder) of this worker process: the bundle written out and verified once."""
     key = payload["bundle_id"]
     if key not in _WORKER_STATE:
-        from jist_edge.backends.onnxruntime_backend import OrtEncoder
+        from jist_edge.encoder.onnxruntime.backend import OrtEncoder
         from jist_edge.bundle import load_bundle
 
         folder = tempfile.mkdtemp(prefix="jist-edge-ray-bundle-")
@@ -88,7 +88,7 @@ def _worker_encoder(payload: Dict[str, Any], threads: int):
 def encode_shard(payload: Dict[str, Any], frames: List[np.ndarray], batch_size: int, threads: int) -> np.ndarray:
     """Runs on a worker: one shard of BGR frames -> (n, D) float32, in batches of ``batch_size``."""
     from jist_edge.maps.build import encode_frames
-    from jist_edge.pipeline.preprocess import Preprocessor
+    from jist_edge.encoder.preprocess import Preprocessor
 
     bundle, encoder = _worker_encoder(payload, threads)
     return encode_frames(encoder, Preprocessor.for_bundle(bundle), frames, batch_size)

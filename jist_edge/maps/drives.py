@@ -151,7 +151,7 @@ def to_frame(positions: np.ndarray, frame: Dict[str, Any], target: Optional[Dict
     """A drive's positions moved into ``target``: lat/lon local metres re-centred on the target's origin."""
     if target is None or frame.get("frame") != LATLON or list(frame["origin"]) == list(target["origin"]):
         return positions
-    from jist_edge.maps.positions import latlon_origin
+    from jist_edge.positions import latlon_origin
 
     old = latlon_origin(*frame["origin"])
     lat0, lon0, meridian, parallel = latlon_origin(*target["origin"])

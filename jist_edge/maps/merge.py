@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from jist_edge.errors import JistEdgeError
 from jist_edge.maps.build import routes_from_map, write_drives_map
-from jist_edge.maps.index import AUTO, IndexSpec
+from jist_edge.search.index import AUTO, IndexSpec
 from jist_edge.maps.store import PlaceMap, load_map
 from jist_edge.maps.write import refuse_overwrite
 

@@ -9,7 +9,7 @@ Layout of a map folder::
 
     manifest.json            counts, dim, L, space, index kind + params, drives, bundle identity, checksums
     index.hnsw               hnswlib index (space l2 = squared L2), labels = sequence ids
-    projection.npy           hnsw-pca maps only: float32 PCA mean + axes the index searches in (maps/index.py)
+    projection.npy           hnsw-pca maps only: float32 PCA mean + axes the index searches in (search/index.py)
     sequences.npy            (S, D) float32 (or float16 with --fp16) sequence descriptors
     frame_descriptors.npy    (F, D) float32, one per encoded frame (rebuilds with another L)
     frame_positions.npy      (F, 2) float64 easting/northing in metres, NaN when unknown
@@ -27,17 +27,17 @@ import numpy as np
 
 from jist_edge.errors import IntegrityError, JistEdgeError
 from jist_edge.fileio import check_manifest_digest, read_json, verify_files
-from jist_edge.maps.index_check import check_hnsw_index
+from jist_edge.search.index_check import check_hnsw_index
 from jist_edge.maps import drives as drive_layout
-from jist_edge.maps import index as index_kinds
-from jist_edge.outputs import manifest_kind
+from jist_edge.search import index as index_kinds
+from jist_edge.claims import manifest_kind
+from jist_edge.filter.distance_stats import STATS_FILE  # noqa: F401  (listed, and checked, when present)
 
 FORMAT = "jist-edge-map"
 FORMAT_VERSION = 2  # 2: several drives and/or an index kind other than hnsw (an older reader refuses these)
 SPACE = "l2"
 MANIFEST_FILE = "manifest.json"
 INDEX_FILE = "index.hnsw"
-STATS_FILE = "distance_stats.json"  # jist_edge.maps.distance_stats; listed (and checked) when present
 SEQUENCES_FILE = "sequences.npy"
 FRAME_DESCRIPTORS_FILE = "frame_descriptors.npy"
 FRAME_POSITIONS_FILE = "frame_positions.npy"
@@ -48,7 +48,7 @@ DATA_FILES = (
     INDEX_FILE, SEQUENCES_FILE, FRAME_DESCRIPTORS_FILE, FRAME_POSITIONS_FILE,
     FRAME_INFO_FILE, SEQUENCE_FRAMES_FILE, SEQUENCE_POSITIONS_FILE,
 )
-# hnswlib build parameters (defined in maps/index.py): DEFAULT_M, DEFAULT_EF_CONSTRUCTION, DEFAULT_SEED
+# hnswlib build parameters (defined in search/index.py): DEFAULT_M, DEFAULT_EF_CONSTRUCTION, DEFAULT_SEED
 DEFAULT_M = index_kinds.DEFAULT_M
 DEFAULT_EF_CONSTRUCTION = index_kinds.DEFAULT_EF_CONSTRUCTION
 DEFAULT_SEED = index_kinds.DEFAULT_SEED
@@ -267,7 +267,7 @@ def open_hnsw(path: str, dim: int, count: int, descriptors: Optional[np.ndarray]
               checked: bool = False) -> Any:
     """Load a (verified) index and check that it holds what the manifest says.
 
-    Its structure is checked first (maps.index_check) unless ``checked`` says load_map did."""
+    Its structure is checked first (search.index_check) unless ``checked`` says load_map did."""
     import hnswlib
 
     if not checked:

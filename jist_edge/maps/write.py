@@ -17,12 +17,12 @@ from jist_edge.errors import JistEdgeError
 from jist_edge.fileio import file_record, kept_note, manifest_digest, staged_directory, write_json_atomic, write_staged
 from jist_edge.locks import output_lock
 from jist_edge.maps import drives as drive_layout
-from jist_edge.maps import index as index_kinds
+from jist_edge.search import index as index_kinds
 from jist_edge.maps.store import (DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED, FORMAT, FORMAT_VERSION,
                                   FRAME_DESCRIPTORS_FILE, FRAME_INFO_FILE, FRAME_POSITIONS_FILE, INDEX_FILE,
                                   MANIFEST_FILE, MAP_OUTPUT, SEQUENCE_FRAMES_FILE, SEQUENCE_POSITIONS_FILE,
                                   SEQUENCES_FILE, SPACE, STATS_FILE, FrameTable, PlaceMap, centre_positions, load_map)
-from jist_edge.outputs import claim_folder
+from jist_edge.claims import claim_folder
 from jist_edge.write_errors import check_complete
 
 
@@ -63,7 +63,7 @@ def write_map(
 
     ``drives``: per drive, in frame-table order, its ``frames`` count, ``source``, ``skipped_frames``
     and ``positions`` frame (None: one drive of every frame). ``index``: the manifest's index entry
-    (``maps.index.index_meta``; None: hnsw with M, ef_construction, seed). An hnsw-pca map always
+    (``search.index.index_meta``; None: hnsw with M, ef_construction, seed). An hnsw-pca map always
     stores float16 sequence descriptors (its re-ranking reads them memory-mapped).
     """
     frame_descriptors = np.ascontiguousarray(frame_descriptors, dtype=np.float32)
@@ -184,8 +184,8 @@ def _table_writers(stored: np.ndarray, frame_descriptors: np.ndarray, frames: Fr
 
 def distance_stats(stored: np.ndarray, bounds: np.ndarray, frame_positions: np.ndarray, seq_frames: np.ndarray,
                    seq_len: int, search: Any) -> Dict[str, Any]:
-    """The route filter's distance statistics of a new map (jist_edge.maps.distance_stats)."""
-    from jist_edge.maps.distance_stats import compute_distance_stats
+    """The route filter's distance statistics of a new map (jist_edge.filter.distance_stats)."""
+    from jist_edge.filter.distance_stats import compute_distance_stats
 
     count = stored.shape[0]
     return compute_distance_stats(stored.astype(np.float32), bounds, seq_len, frame_positions, seq_frames,
@@ -202,7 +202,7 @@ def refuse_overwrite(out_dir: str, force: bool) -> str:
     """Called before the expensive part: the real folder to write, or a one-line refusal.
 
     An existing map is replaced only with ``force``; a folder holding anything jist-edge
-    did not write, never (see jist_edge.outputs)."""
+    did not write, never (see jist_edge.claims)."""
     return claim_folder(out_dir, MAP_OUTPUT, force, option="map output")
 
 

@@ -1,1 +1,1 @@
-"""One frame at a time: preprocess -> encoder -> descriptor ring -> SeqGeM -> matcher, and the run statistics."""
+"""The localizer: frames -> encoder -> descriptor ring -> SeqGeM -> search -> route filter, the result types and run statistics."""

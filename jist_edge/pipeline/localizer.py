@@ -13,16 +13,18 @@ import math
 import numbers
 import os
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
 from jist_edge.errors import BadFrame, JistEdgeError
-from jist_edge.backends import EncoderBackend, create_encoder
+from jist_edge.encoder import EncoderBackend, create_encoder
 from jist_edge.bundle import Bundle, load_bundle
 from jist_edge.pipeline.descriptor_ring import DescriptorRing
-from jist_edge.pipeline.preprocess import Preprocessor
-from jist_edge.pipeline.seqgem import seqgem
+from jist_edge.encoder.preprocess import Preprocessor
+from jist_edge.encoder.seqgem import seqgem
+from jist_edge.stream.blind import blind_frame
+from jist_edge.stream.events import SOURCE_BACK
 from jist_edge.stream.frame import to_bgr
 
 STAGES = ("capture_wait", "preprocess", "encode", "seqgem", "match")
@@ -47,7 +49,7 @@ class Result(object):
     """What the pipeline says about one frame."""
 
     __slots__ = ("frame_index", "timestamp", "partial", "window_size", "matches", "latency", "dropped", "skipped",
-                 "descriptor", "name", "estimate")
+                 "descriptor", "name", "estimate", "blind")
 
     def __init__(self, frame_index: int, timestamp: float, partial: bool, window_size: int, matches: List[Match],
                  latency: Dict[str, float], descriptor: np.ndarray, dropped: int = 0, skipped: int = 0,
@@ -63,6 +65,7 @@ class Result(object):
         self.skipped = skipped
         self.name = name
         self.estimate = None  # type: Any  # the route filter's Estimate, when the filter runs
+        self.blind = False  # a uniform frame (lens cap, darkness): not localized, no match
 
     @property
     def best(self) -> Optional[Match]:
@@ -84,6 +87,8 @@ class Result(object):
         }
         if self.estimate is not None:
             out["estimate"] = self.estimate.to_dict()
+        if self.blind:
+            out["blind"] = True
         return out
 
 
@@ -95,7 +100,7 @@ class Localizer(object):
                  seq_len: Optional[int] = None, route_filter: bool = True, filter_params: Any = None,
                  **backend_options: Any) -> None:
         from jist_edge.maps.store import check_bundle
-        from jist_edge.pipeline.matcher import Matcher
+        from jist_edge.search.matcher import Matcher
 
         check_bundle(place_map.manifest, place_map.path, bundle)  # a map runs only with the model that made it
         self.bundle = bundle
@@ -106,13 +111,16 @@ class Localizer(object):
         self.matcher = Matcher(place_map, ef=ef, exact=exact)
         self.seq_len = _whole_number("seq_len", place_map.seq_len if seq_len is None else seq_len)
         self.ring = DescriptorRing(self.seq_len, bundle.dim)
-        self.tracker = None  # type: Any  # the route filter beside the raw match (jist_edge.pipeline.tracker)
+        self.tracker = None  # type: Any  # the route filter beside the raw match (jist_edge.filter.tracker)
         if route_filter:
-            from jist_edge.pipeline.tracker import RouteTracker
+            from jist_edge.filter.tracker import RouteTracker
 
             self.tracker = RouteTracker(place_map, self.matcher, filter_params)
         self.bad_frames = 0  # frames the source delivered but preprocessing refused (BadFrame)
         self.source_skipped = 0  # frames the last streamed source could not deliver (unreadable files/frames)
+        self.blind_frames = 0  # uniform frames (lens cap, darkness): counted, not localized
+        self.source = None  # type: Any  # the source being streamed (its outages and repeats are read at the end)
+        self._gap = False  # frames were missing (outage, blind): the filter predicts over the time before its next step
         self.last_image = None  # type: Optional[np.ndarray]
         # one input buffer for the whole stream: no per-frame allocation of 3 x H x W floats
         self._input = np.empty((1, 3, bundle.height, bundle.width), dtype=np.float32)
@@ -135,6 +143,12 @@ class Localizer(object):
         if self.tracker is not None:
             self.tracker.reset()
 
+    def gap(self) -> None:
+        """Frames are missing here (the camera was lost or blind): the window starts again, so no window
+        pools frames from both sides, and the filter widens its belief by the time that passed."""
+        self.ring.clear()
+        self._gap = True
+
     def process(self, image_bgr: np.ndarray, frame_index: int = 0, timestamp: Optional[float] = None,
                 capture_wait: float = 0.0, dropped: int = 0, name: Optional[str] = None) -> Result:
         """One frame through preprocess -> encoder -> ring -> SeqGeM -> matcher. Raises BadFrame.
@@ -143,6 +157,8 @@ class Localizer(object):
         t0 = time.perf_counter()
         batch = self._input
         image_bgr = to_bgr(image_bgr)[0]
+        if blind_frame(image_bgr):
+            return self._blind(image_bgr, frame_index, timestamp, capture_wait, dropped, name, t0)
         self.preprocess(image_bgr, out=batch[0])
         self.last_image = image_bgr  # for --display; a reference, not a copy
         t1 = time.perf_counter()
@@ -177,10 +193,29 @@ class Localizer(object):
         if self.tracker is None:
             return None
         if not self.ring.full:
-            from jist_edge.pipeline.route_filter import Estimate, INITIALIZING
+            from jist_edge.filter.route_filter import Estimate, INITIALIZING
 
             return Estimate(None, None, 0.0, INITIALIZING)
+        if self._gap:
+            self._gap = False
+            self.tracker.predict_to(timestamp)
         return self.tracker.step(pooled, timestamp)
+
+    def _blind(self, image: np.ndarray, frame_index: int, timestamp: Optional[float], capture_wait: float,
+               dropped: int, name: Optional[str], t0: float) -> Result:
+        """A uniform frame: counted, no match, the filter does not update; its state says blind."""
+        self.blind_frames += 1
+        self.last_image = image
+        self.gap()
+        total = (time.perf_counter() - t0) * 1e3
+        result = Result(frame_index, time.time() if timestamp is None else timestamp, True, 0, [],
+                        {"capture_wait": capture_wait * 1e3, "total": total}, None, dropped, self.bad_frames, name)
+        result.blind = True
+        if self.tracker is not None:
+            from jist_edge.filter.route_filter import BLIND, Estimate
+
+            result.estimate = Estimate(None, None, 0.0, BLIND)
+        return result
 
     def _matches(self, ids: np.ndarray, dists: np.ndarray) -> List[Match]:
         positions = self.place_map.positions_of(ids)
@@ -191,13 +226,17 @@ class Localizer(object):
         return out
 
     def stream(self, source: Union[str, int, Any], realtime: bool = False, max_frames: Optional[int] = None,
+               on_event: Optional[Callable[[Any], None]] = None, max_outage_s: Optional[float] = None,
                **source_options: Any) -> Iterator[Result]:
         """Results for every usable frame of a source; bad frames are skipped and counted.
 
         ``source``: a camera number, device, URL, video file or image folder (str, int or
         path), a FrameSource, or any iterable of BGR numpy arrays (a list, a generator, a
         queue filled by a ROS callback; see jist_edge.stream.sources.arrays). Anything else
-        raises JistEdgeError. ``source_options`` go to open_source and need a URI or path."""
+        raises JistEdgeError. ``source_options`` go to open_source and need a URI or path.
+        ``on_event`` gets a live source's outage events (jist_edge.stream.events) in this thread, between
+        results; after each outage the window starts again. ``max_outage_s`` ends the stream with
+        SourceOutage (a JistEdgeError) after a longer outage; by default a live source is waited for."""
         from jist_edge.stream.capture import iter_frames
         from jist_edge.stream.sources import as_frame_source
 
@@ -207,8 +246,16 @@ class Localizer(object):
         src, own = as_frame_source(source, realtime=realtime, uri_defaults={
             "scale_to": (self.bundle.width, self.bundle.height)}, **source_options)
         emitted = 0
+        self.source = src
+
+        def event(ev: Any) -> None:
+            if ev.kind == SOURCE_BACK:
+                self.gap()
+            if on_event is not None:
+                on_event(ev)
+
         try:
-            for frame, wait, dropped in iter_frames(src, realtime):
+            for frame, wait, dropped in iter_frames(src, realtime, on_event=event, max_outage_s=max_outage_s):
                 try:
                     result = self.process(frame.image, frame.index, frame.timestamp, wait, dropped, frame.name)
                 except BadFrame:
@@ -229,6 +276,16 @@ class Localizer(object):
         """Unusable frames so far (refused by the source or by preprocessing), counted even when no result
         followed them; ``Result.skipped`` is the same count at that frame."""
         return self.bad_frames + self.source_skipped
+
+    def source_counts(self) -> Dict[str, Any]:
+        """What the last streamed source lived through: outages, outage time, reconnects, repeated
+        images (a stalled decoder's), blind frames."""
+        src = self.source
+        outages = getattr(src, "outages", None)
+        counts = outages.summary() if outages is not None else {"outages": 0, "outage_s": 0.0, "reconnects": 0}
+        counts["repeated"] = int(getattr(src, "repeated", 0))
+        counts["blind"] = self.blind_frames
+        return counts
 
     def describe(self) -> Dict[str, Any]:
         info = self.encoder.describe()

@@ -1,1 +1,1 @@
-"""Frames in, results out: source URIs, frame sources, the capture thread and its ring, sinks."""
+"""Frames in: source URIs, frame sources, the capture thread and its ring."""

@@ -8,15 +8,20 @@
   drops frames exactly like a camera.
 
 A fatal source error (a camera gone for good) ends the iteration by re-raising it in
-the consumer, not by a silent end.
+the consumer, not by a silent end. A live source's outages (jist_edge.stream.events) reach
+the consumer's ``on_event`` in the consumer's thread, with ``waiting`` ticks while the
+camera is gone; ``max_outage_s`` ends the iteration with SourceOutage after a longer one.
 """
 import threading
 import time
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Callable, Iterator, Optional, Tuple
 
 from jist_edge.errors import JistEdgeError
+from jist_edge.stream.events import WAITING, SourceEvent, SourceOutage
 from jist_edge.stream.frame import Frame
 from jist_edge.stream.frame_ring import FrameRing
+
+EventCallback = Callable[[SourceEvent], None]
 
 DEFAULT_RING_CAPACITY = 2
 _POLL_S = 0.25
@@ -66,10 +71,19 @@ class CaptureThread(threading.Thread):
                     self.error = exc
             self.ring.close()
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Ask the thread to end and wait for it; a read stuck in the source is broken by closing it."""
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """Ask the thread to end and wait for it. A live source that does not end within a second is
+        closed (a reader in its reconnect backoff ends then; one inside a read ends at the read's
+        timeout). ``timeout`` defaults to the source's ``stop_timeout_s``: a thread left inside a
+        native read at exit aborts the process."""
+        if timeout is None:
+            timeout = float(getattr(self.source, "stop_timeout_s", 2.0))
         self._stop_event.set()
         self.ring.close()
+        if getattr(self.source, "live", False):
+            self.join(min(timeout, 1.0))
+            if self.is_alive():
+                self.source.close()
         if self.is_alive():
             self.join(timeout)
         if self.is_alive():
@@ -77,13 +91,15 @@ class CaptureThread(threading.Thread):
             self.join(timeout)
 
 
-def iter_frames(source: Any, realtime: Optional[bool] = None,
-                ring_capacity: int = DEFAULT_RING_CAPACITY) -> Iterator[Tuple[Frame, float, int]]:
+def iter_frames(source: Any, realtime: Optional[bool] = None, ring_capacity: int = DEFAULT_RING_CAPACITY,
+                on_event: Optional[EventCallback] = None,
+                max_outage_s: Optional[float] = None) -> Iterator[Tuple[Frame, float, int]]:
     """(frame, capture_wait_s, dropped_so_far) for every frame the pipeline should process.
 
     ``capture_wait_s`` is how long the consumer waited for this frame (reading and
     decoding it, for files without realtime). ``realtime=None`` takes the source's own
-    ``realtime`` flag (set by open_source)."""
+    ``realtime`` flag (set by open_source). ``on_event`` gets a live source's outage events
+    before the next frame."""
     if realtime is None:
         realtime = bool(getattr(source, "realtime", False))
     if not getattr(source, "live", False) and not realtime:
@@ -101,7 +117,9 @@ def iter_frames(source: Any, realtime: Optional[bool] = None,
             began = time.perf_counter()
             frame = ring.get(_POLL_S)
             while frame is None and not ring.closed:
+                _outage_tick(source, on_event, max_outage_s)
                 frame = ring.get(_POLL_S)
+            _outage_tick(source, on_event, max_outage_s, until=frame.timestamp if frame is not None else None)
             if frame is None:
                 if thread.error is not None:
                     raise thread.error
@@ -109,6 +127,30 @@ def iter_frames(source: Any, realtime: Optional[bool] = None,
             yield frame, time.perf_counter() - began, ring.dropped
     finally:
         thread.stop()
+
+
+def _outage_tick(source: Any, on_event: Optional[EventCallback], max_outage_s: Optional[float],
+                 waiting: bool = True, until: Optional[float] = None) -> None:
+    """Hand the source's outage events to the consumer (with ``until``, a frame's timestamp: only those
+    up to it, and no waiting tick); a waiting tick while it is gone; end an outage longer than
+    ``max_outage_s``."""
+    outages = getattr(source, "outages", None)
+    if outages is None:
+        return
+    waiting = waiting and until is None
+    stalled = getattr(source, "stalled", None)
+    if waiting and stalled is not None:
+        stalled()
+    for event in outages.drain(until):
+        if on_event is not None:
+            on_event(event)
+    if not waiting or not outages.lost:
+        return
+    lost_s = outages.lost_for()
+    if on_event is not None:
+        on_event(SourceEvent(WAITING, time.time(), lost_s=lost_s))
+    if max_outage_s is not None and lost_s > max_outage_s:
+        raise SourceOutage.too_long(getattr(source, "description", "the source"), lost_s, max_outage_s)
 
 
 def _iter_direct(source: Any) -> Iterator[Tuple[Frame, float, int]]:

@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
-from jist_edge.errors import BadFrame
+from jist_edge.errors import BadFrame, opencv_reason  # noqa: F401  (sources import it from here)
 
 
 class Frame(object):
@@ -61,15 +61,6 @@ def to_bgr(image: Optional[np.ndarray]) -> Tuple[np.ndarray, bool]:
     if image.shape[0] < 2 or image.shape[1] < 2:
         raise BadFrame("frame is too small ({}x{} pixels)".format(image.shape[0], image.shape[1]))
     return np.ascontiguousarray(image), converted
-
-
-def opencv_reason(exc: BaseException) -> str:
-    """One short line from a cv2.error: what failed and where (no source path, no version banner)."""
-    err, func = getattr(exc, "err", None), getattr(exc, "func", None)
-    if err:
-        return "{}{}".format(" ".join(str(err).split()), " in {}".format(func) if func else "")
-    text = " ".join(str(exc).split())
-    return text.split("error: ", 1)[-1]
 
 
 def apply_flip(image: np.ndarray, method: int) -> np.ndarray:

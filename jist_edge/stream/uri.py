@@ -3,6 +3,7 @@
     0, 1, /dev/video0, v4l2:///dev/video0   USB / V4L2 camera      kind "camera"
     csi://0[?width=..&height=..&fps=..&flip=..]  Jetson CSI camera  kind "csi"
     rtsp://host/path, rtsps://...           network stream         kind "rtsp"
+    http://host/cam.mjpg, https://...       MJPEG IP camera        kind "http"
     route.mp4, file:///data/route.avi       video file             kind "video"
     images/, file:///data/images            folder of images       kind "images"
 
@@ -21,8 +22,8 @@ VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".w
                     ".h264", ".h265", ".264", ".ts", ".mts", ".mjpeg", ".mjpg", ".ogv", ".3gp")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
                     ".pnm", ".jp2", ".sr", ".ras")
-SOURCE_KINDS = ("camera", "csi", "rtsp", "video", "images")
-LIVE_KINDS = ("camera", "csi", "rtsp")
+SOURCE_KINDS = ("camera", "csi", "rtsp", "http", "video", "images")
+LIVE_KINDS = ("camera", "csi", "rtsp", "http")
 
 # Defaults of jetson-inference's CSI input: 1280x720 at 30 fps, no flip.
 CSI_DEFAULTS = {"width": 1280, "height": 720, "fps": 30, "flip": 0}
@@ -77,6 +78,10 @@ def parse_source_uri(uri: Union[str, int]) -> SourceSpec:
             if not rest:
                 raise JistEdgeError("source {!r}: the stream URL has no host".format(uri))
             return SourceSpec(uri, "rtsp", path=text)
+        if scheme in ("http", "https"):
+            if not rest or rest.startswith("/"):
+                raise JistEdgeError("source {!r}: the camera URL has no host".format(redact_url(text)))
+            return SourceSpec(uri, "http", path=text)
         if scheme == "v4l2":
             spec = _device_path_spec(uri, rest) if rest.startswith("/") else None
             if spec is None and re.match(r"^\d+$", rest):
@@ -89,10 +94,39 @@ def parse_source_uri(uri: Union[str, int]) -> SourceSpec:
                 raise JistEdgeError("source {!r}: the file URL has no path".format(uri))
             return _path_spec(uri, rest)
         raise JistEdgeError("source {!r}: unsupported scheme {}:// (use a camera number, /dev/videoN, "
-                            "csi://N, rtsp://..., a video file or an image folder)".format(uri, scheme))
+                            "csi://N, rtsp://..., http://... (MJPEG), a video file or an image folder)".format(
+                                redact_url(uri), scheme))
     if text.startswith("/dev/"):
         return _device_path_spec(uri, text)
     return _path_spec(uri, text)
+
+
+# query parameters that carry secrets in cheap IP cameras' URLs (?user=admin&pwd=...)
+_SECRET_PARAMS = ("pwd", "pass", "passwd", "password", "token", "key", "apikey", "api_key", "auth", "secret",
+                  "signature", "sig", "access_token")
+
+
+def redact_url(url: str) -> str:
+    """Credentials out of a URL for messages, logs, JSON lines and the live view:
+    rtsp://user:secret@host/... -> rtsp://user:***@host/..., and ?pwd=secret -> ?pwd=***."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        auth, _, host = authority.rpartition("@")
+        user = auth.split(":", 1)[0]
+        authority = "{}{}@{}".format(user, ":***" if ":" in auth else "", host)
+    rest = authority + slash + tail
+    if "?" in rest:
+        head, _, query = rest.partition("?")
+        query, hash_, fragment = query.partition("#")
+        items = []
+        for item in query.split("&"):
+            key, eq, value = item.partition("=")
+            items.append("{}={}".format(key, "***") if eq and key.lower() in _SECRET_PARAMS and value else item)
+        rest = head + "?" + "&".join(items) + hash_ + fragment
+    return scheme + sep + rest
 
 
 def _camera_spec(uri: str, index: int) -> SourceSpec:

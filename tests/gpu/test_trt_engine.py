@@ -16,14 +16,14 @@ import_or_skip("pycuda.driver")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from jist_edge.backends.onnxruntime_backend import OrtEncoder  # noqa: E402
-from jist_edge.backends.tensorrt_backend import open_encoder, open_engine  # noqa: E402
-from jist_edge.engines import build as engine_build  # noqa: E402
-from jist_edge.engines import cache as engine_cache  # noqa: E402
-from jist_edge.engines import compiler, policy, probe  # noqa: E402
-from jist_edge.engines.calibrator import make_entropy_calibrator  # noqa: E402
-from jist_edge.engines.cuda_device import CudaDevice  # noqa: E402
-from jist_edge.engines.runner import EngineRunner  # noqa: E402
+from jist_edge.encoder.onnxruntime.backend import OrtEncoder  # noqa: E402
+from jist_edge.encoder.tensorrt.backend import open_encoder, open_engine  # noqa: E402
+from jist_edge.encoder.tensorrt import build as engine_build  # noqa: E402
+from jist_edge.encoder.tensorrt import cache as engine_cache  # noqa: E402
+from jist_edge.encoder.tensorrt import compiler, policy, probe  # noqa: E402
+from jist_edge.encoder.tensorrt.calibrator import make_entropy_calibrator  # noqa: E402
+from jist_edge.encoder.tensorrt.cuda_device import CudaDevice  # noqa: E402
+from jist_edge.encoder.tensorrt.runner import EngineRunner  # noqa: E402
 from jist_edge.errors import JistEdgeError  # noqa: E402
 from map_routes import route_frames, write_images  # noqa: E402
 
@@ -80,7 +80,7 @@ def test_fp16_engine_matches_onnxruntime_without_deprecation_warnings(tiny_bundl
 
 
 def test_fp32_and_int8_engines(tiny_bundle, tmp_path):
-    from jist_edge.engines.int8_source import int8_source
+    from jist_edge.calibration.int8_source import int8_source
 
     images = str(tmp_path / "calib")
     write_images(images, route_frames(12, height=tiny_bundle.height, width=tiny_bundle.width, seed=3))

@@ -4,7 +4,8 @@
 skipped and counted, never a crash: undecodable frames, truncated or unreadable image
 files, empty or odd-sized frames (see jist_edge.stream.frame for what is converted and
 what is skipped). A live source (camera, CSI, RTSP) that stops delivering frames is
-reopened with exponential backoff (see .live); a file that ends is a clean end.
+reopened with capped exponential backoff for as long as the run lasts, and reports its outages
+(see .live and jist_edge.stream.events); a file that ends is a clean end.
 """
 import numbers
 import os
@@ -16,12 +17,15 @@ from jist_edge.errors import JistEdgeError
 from jist_edge.stream.sources.arrays import IterableSource
 from jist_edge.stream.sources.base import FrameSource, SkipCallback
 from jist_edge.stream.sources.images import ImageFolderSource, jpeg_is_truncated
+from jist_edge.stream.sources.http import http_opener
 from jist_edge.stream.sources.live import (DEFAULT_BACKOFF_MAX_S, DEFAULT_BACKOFF_S, DEFAULT_OPEN_TIMEOUT_S,
                                            LiveCaptureSource, call_with_timeout, camera_name, camera_opener,
-                                           csi_opener, redact_url, rtsp_opener)
+                                           csi_opener)
+from jist_edge.stream.sources.ffmpeg import DEFAULT_READ_TIMEOUT_S
+from jist_edge.stream.sources.rtsp import GSTREAMER_READ_S, rtsp_opener
 from jist_edge.stream.sources.video import VideoFileSource
 from jist_edge.stream.uri import (VIDEO_EXTENSIONS, csi_capture, gstreamer_missing_message, opencv_has_gstreamer,
-                                  parse_source_uri)
+                                  parse_source_uri, redact_url)
 
 __all__ = ["FrameSource", "ImageFolderSource", "VideoFileSource", "LiveCaptureSource", "IterableSource",
            "open_source", "as_frame_source", "call_with_timeout", "jpeg_is_truncated", "redact_url", "SkipCallback"]
@@ -60,7 +64,7 @@ def as_frame_source(source: Any, realtime: bool = False, uri_defaults: Optional[
     return source, isinstance(source, IterableSource)
 
 
-def open_source(uri: Union[str, int], realtime: bool = False, max_retries: int = 3, width: Optional[int] = None,
+def open_source(uri: Union[str, int], realtime: bool = False, max_retries: Optional[int] = None, width: Optional[int] = None,
                 height: Optional[int] = None, fps: Optional[float] = None, flip: Optional[int] = None,
                 stride: int = 1, backoff_s: float = DEFAULT_BACKOFF_S, backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
                 open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S,
@@ -70,17 +74,18 @@ def open_source(uri: Union[str, int], realtime: bool = False, max_retries: int =
     width/height/fps set a camera's capture mode; ``fps`` also gives an image folder
     its frame rate (timestamps, --realtime pacing). ``flip`` is nvvidconv's
     flip-method 0-7: in the pipeline for csi://, in software elsewhere. ``realtime``
-    is recorded on the source for jist_edge.stream.capture.iter_frames. ``scale_to`` (w, h):
+    is recorded on the source for jist_edge.stream.capture.iter_frames. ``max_retries``: reopen
+    attempts per outage of a live source; None (the default) reopens for as long as the run lasts. ``scale_to`` (w, h):
     csi:// frames are scaled to about this size by nvvidconv in hardware (the Localizer
     passes the model's input size); other sources ignore it."""
     if int(stride) < 1:
         raise JistEdgeError("stride must be 1 or more, got {}".format(stride))
     if flip is not None and not 0 <= int(flip) <= 7:
         raise JistEdgeError("flip must be a flip-method 0-7, got {}".format(flip))
-    if int(max_retries) < 0:
+    if max_retries is not None and int(max_retries) < 0:
         raise JistEdgeError("max retries must be 0 or more, got {}".format(max_retries))
     spec = parse_source_uri(uri)
-    live_opts = dict(max_retries=int(max_retries), backoff_s=backoff_s, backoff_max_s=backoff_max_s,
+    live_opts = dict(max_retries=None if max_retries is None else int(max_retries), backoff_s=backoff_s, backoff_max_s=backoff_max_s,
                      open_timeout_s=open_timeout_s, stride=int(stride), on_skip=on_skip)
     if spec.kind == "images":
         source = ImageFolderSource(spec.path, int(stride), fps, flip, on_skip)  # type: FrameSource
@@ -99,10 +104,16 @@ def open_source(uri: Union[str, int], realtime: bool = False, max_retries: int =
         pipeline, description = csi_capture(spec, dict(width=width, height=height, fps=fps, flip=flip), scale_to)
         source = LiveCaptureSource("csi://{}".format(spec.device), csi_opener(spec, pipeline),
                                    description=description, **live_opts)
+    elif spec.kind == "http":
+        shown = redact_url(spec.path)
+        source = LiveCaptureSource(shown, http_opener(spec.path, open_timeout_s), flip=flip,
+                                   description="MJPEG camera " + shown, **live_opts)
     else:
         shown = redact_url(spec.path)
+        # GStreamer's rtspsrc (JetPack) ends a frozen read only after ~27 s: a close waits that long for it
+        read_s = GSTREAMER_READ_S if opencv_has_gstreamer() else DEFAULT_READ_TIMEOUT_S
         source = LiveCaptureSource(shown, rtsp_opener(spec.path, open_timeout_s), flip=flip,
-                                   description="stream " + shown, **live_opts)
+                                   description="stream " + shown, read_timeout_s=read_s, **live_opts)
     source.realtime = bool(realtime)
     return source
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from jist_edge.errors import JistEdgeError
-from jist_edge.maps.positions import sort_frame_names
+from jist_edge.positions import sort_frame_names
 from jist_edge.stream.frame import Frame, opencv_reason
 from jist_edge.stream.native_stderr import damage, decoder_messages
 from jist_edge.stream.sources.base import FrameSource, SkipCallback

@@ -1,0 +1,1 @@
+"""Scoring a map against a query pass: ground truth, recall@N, raw vs filtered, PR curves, plots."""

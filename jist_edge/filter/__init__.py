@@ -1,0 +1,1 @@
+"""The route filter: an algorithm over arrays (place positions, distances, statistics) -> an estimate."""

@@ -1,0 +1,1 @@
+"""The live view in a browser: the HTTP server, the feed of results, the page."""

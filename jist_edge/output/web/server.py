@@ -1,0 +1,327 @@
+"""A live web view of the localizer for a device with no screen: `run --serve [HOST:]PORT`.
+
+Standard library only (Python 3.6 has no ThreadingHTTPServer: ThreadingMixIn + HTTPServer
+here). Read-only: it serves its own page, /status.json, /map.json, /frame.jpg, the MJPEG
+/stream.mjpg and the page's status events /events, never a file named by a request;
+anything but GET gets 405; every client socket has a timeout; at most ``max_viewers``
+MJPEG streams, as many event streams, and ``max_connections`` connections at once (503
+with a message beyond). The pipeline only ever touches the LiveFeed's latest-only slot,
+so no client can slow it down.
+"""
+import json
+import socket
+import socketserver
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, Callable, Dict, Optional, Tuple
+from urllib.parse import urlsplit
+
+from jist_edge.errors import JistEdgeError
+from jist_edge.output.web import page as web_page
+from jist_edge.output.web.feed import LiveFeed, finite, map_payload
+
+DEFAULT_HOST = "127.0.0.1"
+BOUNDARY = "jistframe"
+EVENT_PERIOD = 0.2  # seconds between status events: the page's numbers and map update five times a second
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def parse_serve_address(text: str, default_host: str = DEFAULT_HOST) -> Tuple[str, int]:
+    """``PORT``, ``HOST:PORT`` or ``[IPv6]:PORT`` -> (host, port); ValueError naming what is wrong."""
+    text = str(text).strip()
+    host, _, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError("{!r}: write an IPv6 address in brackets, e.g. [::1]:8080".format(text))
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("{!r}: expected [HOST:]PORT with PORT 0-65535 (0 picks a free port)".format(text))
+    return host or default_host, int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    return host in LOOPBACK_NAMES or host.startswith("127.")
+
+
+class _Server(socketserver.ThreadingMixIn, HTTPServer):
+    """One thread per connection, tracked so that ``close_clients`` can end and join them all."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 16
+
+    def __init__(self, address: Tuple[str, int], view: "WebView", max_connections: int,
+                 client_timeout: float) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.view = view
+        self.max_connections = max_connections
+        self.client_timeout = client_timeout  # seconds a client may take to send its request or to take data
+        self._clients = {}  # type: Dict[threading.Thread, Any]
+        self._clients_lock = threading.Lock()
+        self.closing = False
+        HTTPServer.__init__(self, address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind looks the host name up (socket.getfqdn), which can hang without DNS
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[0], self.server_address[1]
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._clients_lock:
+            full = self.closing or len(self._clients) >= self.max_connections
+            if not full:
+                thread = threading.Thread(target=self._client, args=(request, client_address),
+                                          name="jist-web-client", daemon=True)
+                self._clients[thread] = request
+        if full:
+            self._refuse(request)
+            return
+        thread.start()
+
+    def _client(self, request: Any, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self._clients_lock:
+                self._clients.pop(threading.current_thread(), None)
+
+    def _refuse(self, request: Any) -> None:
+        """Too many connections: a short 503 written from the accept thread, which must not wait."""
+        body = "too many connections to the jist-edge live view (at most {}); try again shortly\n".format(
+            self.max_connections).encode("ascii")
+        try:
+            request.settimeout(0.2)
+            request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                            b"Retry-After: 2\r\nConnection: close\r\n\r\n" + body)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Broken, reset and timed-out clients are normal here; anything else is one line on stderr."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            sys.stderr.write("jist-edge live view: a request failed: {!r}\n".format(exc))
+
+    def close_clients(self, timeout: float = 3.0) -> None:
+        """End every connection (a viewer blocked on a slow socket included) and join its thread."""
+        with self._clients_lock:
+            self.closing = True
+            clients = list(self._clients.items())
+        for _, request in clients:
+            try:
+                request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread, _ in clients:
+            thread.join(timeout)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """GET only; routes are fixed names, the request path never reaches the file system."""
+
+    server_version = "jist-edge"
+    protocol_version = "HTTP/1.0"
+    ASSETS = {
+        "/": ("text/html; charset=utf-8", web_page.INDEX_HTML.encode("utf-8")),
+        "/index.html": ("text/html; charset=utf-8", web_page.INDEX_HTML.encode("utf-8")),
+        "/app.js": ("text/javascript; charset=utf-8", web_page.APP_JS.encode("utf-8")),
+        "/app.css": ("text/css; charset=utf-8", web_page.APP_CSS.encode("utf-8")),
+    }
+
+    def version_string(self) -> str:
+        return self.server_version  # no Python version in the Server header
+
+    def setup(self) -> None:
+        self.timeout = self.server.client_timeout
+        BaseHTTPRequestHandler.setup(self)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the run's terminal carries its own output."""
+
+    def parse_request(self) -> bool:
+        if not BaseHTTPRequestHandler.parse_request(self):
+            return False
+        if self.command != "GET":
+            self._discard_body()
+            self._reply(405, "text/plain; charset=utf-8", b"the jist-edge live view is read-only: only GET\n",
+                        {"Allow": "GET"})
+            return False
+        return True
+
+    def _discard_body(self, limit: int = 65536) -> None:
+        """Read a small request body, so that closing the socket does not reset it before the 405 arrives."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if 0 < length <= limit:
+                self.rfile.read(length)
+        except (ValueError, OSError):
+            pass
+
+    def do_GET(self) -> None:
+        view = self.server.view
+        if not self._host_allowed():
+            self._reply(403, "text/plain; charset=utf-8", b"this live view only answers to its loopback address\n")
+            return
+        path = urlsplit(self.path).path
+        if path in self.ASSETS:
+            self._reply(200, *self.ASSETS[path])
+        elif path == "/status.json":
+            self._reply(200, "application/json", view.feed.status_json())
+        elif path == "/map.json":
+            self._reply(200, "application/json", view.map_json())
+        elif path == "/frame.jpg":
+            jpeg = view.feed.latest_jpeg(timeout=2.0)
+            if jpeg is None:
+                self._reply(503, "text/plain; charset=utf-8", b"no frame yet\n", {"Retry-After": "1"})
+            else:
+                self._reply(200, "image/jpeg", jpeg)
+        elif path == "/stream.mjpg":
+            self._long_response("viewers", "multipart/x-mixed-replace; boundary=" + BOUNDARY, self._jpegs)
+        elif path == "/events":
+            self._long_response("pages", "text/event-stream", self._events)
+        else:
+            self._reply(404, "text/plain; charset=utf-8", b"not found: this server only has its live view\n")
+
+    def _host_allowed(self) -> bool:
+        """Bound to loopback, answer only to loopback names (a web page cannot rebind DNS onto the camera)."""
+        if not _is_loopback(self.server.server_address[0]):
+            return True
+        host = (self.headers.get("Host") or "").strip()
+        if not host:  # browsers always send Host; a script may not
+            return True
+        name = host[1:host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+        return _is_loopback(name.lower())
+
+    def _reply(self, code: int, ctype: str, body: bytes, headers: Optional[Dict[str, str]] = None) -> None:
+        self.send_response(code)
+        self._common_headers(ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _common_headers(self, ctype: str) -> None:
+        self.send_header("Content-Type", ctype)
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; "
+                         "img-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+
+    def _long_response(self, kind: str, ctype: str, body: Callable[[LiveFeed], None]) -> None:
+        """A response that lasts as long as the run (an MJPEG or event stream), counted against its limit."""
+        feed = self.server.view.feed
+        if not feed.admit(kind):
+            self._reply(503, "text/plain; charset=utf-8", "the live view already has its maximum of {} {} open; "
+                        "close one and reload\n".format(feed.max_viewers, kind).encode("utf-8"), {"Retry-After": "5"})
+            return
+        try:
+            self.send_response(200)
+            self._common_headers(ctype)
+            self.end_headers()
+            body(feed)
+        except OSError:
+            pass  # the client went away or was too slow (socket timeout)
+        finally:
+            feed.release(kind)
+
+    def _jpegs(self, feed: LiveFeed) -> None:
+        """multipart/x-mixed-replace JPEGs: the newest one, at most feed.max_fps a second."""
+        sent = 0
+        while not feed.stopped and not self.server.closing:
+            # a repeat of the same frame every 2 s finds clients that went away while nothing new came
+            jpeg, version = feed.next_jpeg(sent, timeout=2.0)
+            if jpeg is None or feed.stopped:
+                continue
+            head = "--{}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n".format(BOUNDARY, len(jpeg))
+            self.wfile.write(head.encode("ascii") + jpeg + b"\r\n")
+            sent = version
+
+    def _events(self, feed: LiveFeed) -> None:
+        """Server-sent events: the status JSON five times a second on one connection (one build per tick for
+        all pages, instead of an HTTP request per page per update)."""
+        self.wfile.write(b"retry: 2000\n\n")
+        while not feed.stopped and not self.server.closing:
+            self.wfile.write(b"data: " + feed.shared_status_json(EVENT_PERIOD / 2) + b"\n\n")
+            if feed.wait_stop(EVENT_PERIOD):
+                break
+
+
+class WebView(object):
+    """The live view: ``start()``, call it with each (result, image), ``close()`` at the end."""
+
+    def __init__(self, host: str = DEFAULT_HOST, port: int = 8080, max_viewers: int = 4, max_fps: float = 10.0,
+                 max_width: int = 640, max_connections: int = 16, client_timeout: float = 5.0) -> None:
+        self.host = host
+        self.port = int(port)
+        self.feed = LiveFeed(max_fps=max_fps, max_width=max_width, max_viewers=max_viewers)
+        self.max_connections = max_connections
+        self.client_timeout = client_timeout
+        self._map_json = json.dumps({"sequences": 0, "extent": None, "drives": []}).encode("utf-8")
+        self._server = None  # type: Optional[_Server]
+        self._thread = None  # type: Optional[threading.Thread]
+
+    def start(self) -> "WebView":
+        """Listen (JistEdgeError naming the address when that fails), then serve from background threads."""
+        try:
+            self._server = _Server((self.host, self.port), self, self.max_connections, self.client_timeout)
+        except (OSError, OverflowError) as exc:
+            raise JistEdgeError("--serve {}: cannot listen there ({})".format(
+                self.address_text(self.port), getattr(exc, "strerror", None) or exc))
+        self.port = int(self._server.server_address[1])
+        self.feed.start()
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="jist-web-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def address_text(self, port: int) -> str:
+        return "{}:{}".format("[{}]".format(self.host) if ":" in self.host else self.host, port)
+
+    @property
+    def url(self) -> str:
+        """Where to point a browser (every interface: the device's own address on the network)."""
+        if self.host in ("0.0.0.0", "::", ""):
+            return "http://<this device's address>:{}/".format(self.port)
+        return "http://{}/".format(self.address_text(self.port))
+
+    def set_map(self, place_map: Any, info: Optional[Dict[str, Any]] = None) -> None:
+        """The route to draw (a PlaceMap) and a few words about the run (backend, matcher, source)."""
+        self._map_json = json.dumps(finite(map_payload(place_map)), separators=(",", ":")).encode("utf-8")
+        self.feed.set_info(info or {}, new_map=True)
+
+    def map_json(self) -> bytes:
+        return self._map_json
+
+    def __call__(self, result: Any, image: Any) -> None:
+        """From the pipeline thread: O(1), never blocks on a viewer."""
+        self.feed.offer(result, image)
+
+    def source_event(self, event: Any) -> None:
+        """A camera outage (jist_edge.stream.events): the view says "camera lost for N s" while it lasts."""
+        self.feed.source_event(event)
+
+    def finish(self, message: str) -> None:
+        self.feed.finish(message)
+
+    def close(self) -> None:
+        """Stop serving: no thread left, the port free again. Safe to call twice."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self.feed.stop()
+        server.closing = True
+        server.shutdown()  # returns once serve_forever has
+        self._thread.join()
+        server.server_close()
+        server.close_clients()
+
+    def __enter__(self) -> "WebView":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -98,7 +98,8 @@ def train(drives: Sequence[DriveSpec], output: str, img_size: Sequence[int], min
                        history, before, after, checkpoint, random_init, seed, device)
     if plot_path:
         title = "jist-edge train: {} steps, {:.1f} min, {} ({})".format(
-            trainer.step_count, spent / 60, config.kind, "from random init" if random_init else "from " + str(checkpoint))
+            trainer.step_count, spent / 60, config.kind,
+            "from random init" if random_init else "from " + str(checkpoint))
         if validate.write_plot(plot_path, history, before, after, title, say):
             summary["plot"] = plot_path
     if summary_path:
@@ -179,7 +180,8 @@ def _summary(trainer: Trainer, data: TrainingSet, groups: ClassGroups, config: C
              device: torch.device) -> Dict[str, Any]:
     frames = trainer.frames_per_step
     return {
-        "checkpoint": os.path.abspath(output), "start": "random init (seed {})".format(seed) if random_init else checkpoint,
+        "checkpoint": os.path.abspath(output),
+        "start": "random init (seed {})".format(seed) if random_init else checkpoint,
         "recipe": config.as_dict(), "img_size": [int(v) for v in img_size], "device": str(device),
         "torch_threads": torch.get_num_threads(), "minutes": minutes, "trained_s": round(spent, 2),
         "wall_this_run_s": round(wall, 2), "steps": trainer.step_count,

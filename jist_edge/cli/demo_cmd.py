@@ -68,8 +68,9 @@ def claim_demo_folder(out: str, force: bool) -> str:
               help="Positive distance in metres.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the summary as JSON.")
 @click.option("--train", "train_minutes", is_flag=False, flag_value=2.0, default=None,
-              type=FiniteFloatRange(min=0, min_open=True), metavar="[MINUTES]", help="Train the weights first (JIST's losses, head only) on synthetic drives of two "
-              "other seeds, for MINUTES [2], so recall is that of trained weights.")
+              type=FiniteFloatRange(min=0, min_open=True), metavar="[MINUTES]",
+              help="Train the weights first (JIST's losses, head only) on synthetic drives of two other seeds, "
+              "for MINUTES [2], so recall is that of trained weights.")
 @click.option("--force", is_flag=True, help="Use an --output folder that a demo did not make (its model/, map/, "
               "route/ are replaced where they are ones jist-edge wrote; anything else there stays).")
 @serve_option(DEMO_HELP)

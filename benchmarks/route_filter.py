@@ -18,6 +18,7 @@ import numpy as np
 
 from jist_edge.benchmarks.timing import compare
 from jist_edge.filter.route_filter import FilterParams, RouteFilter
+from jist_edge.positions import POSITIVE_RADIUS_M
 
 Log = Callable[[str], None]
 BASE_SIZE = 1000
@@ -55,7 +56,7 @@ class _Feed(object):
 
     def __init__(self, count: int, frames: int, params: FilterParams, seed: int) -> None:
         positions = np.stack([np.arange(count) * SPACING_M, np.zeros(count)], axis=1)
-        self.filter = RouteFilter(count, [0, count], synthetic_stats(params.top_k), positions, 25.0, params)
+        self.filter = RouteFilter(count, [0, count], synthetic_stats(params.top_k), positions, POSITIVE_RADIUS_M, params)
         self.stream = observations(count, frames, params.top_k, seed)
         self.i = 0
         self.support = []  # type: List[int]

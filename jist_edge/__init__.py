@@ -3,9 +3,17 @@
 The public API, in the order data flows::
 
     from jist_edge import load_bundle, build_map, load_map, open_source, Localizer, evaluate
+    bundle = load_bundle("~/.jist-edge/model")
+    build_map(bundle, "route.mp4", "~/.jist-edge/map", positions="route.csv", index=IndexSpec("hnsw"))
     loc = Localizer.open("~/.jist-edge/model", "~/.jist-edge/map")
     for result in loc.stream("csi://0"):
-        print(result.frame_index, result.best.position)
+        print(result.frame_index, result.best.position, result.estimate)
+
+What a user gets back: ``Bundle``, ``PlaceMap``, ``Result`` (one per frame) and its
+``Estimate`` (the route filter's); what a user configures with: ``IndexSpec`` (how a map
+is indexed), ``FilterParams`` (the route filter), ``Drive`` (one drive of a multi-drive
+map), ``open_source`` (a camera, stream, video or image folder). Every error a user can
+fix is a ``JistEdgeError``.
 
 This package must import on stock JetPack 4.6 (Python 3.6) and never imports torch; the
 host-side export code lives in ``jist_edge.export`` and is only imported lazily. The names
@@ -21,13 +29,19 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _API = {
     "JistEdgeError": "jist_edge.errors",
+    "Bundle": "jist_edge.bundle",
     "load_bundle": "jist_edge.bundle",
     "open_source": "jist_edge.stream.sources",
-    "Localizer": "jist_edge.pipeline.localizer",
+    "IndexSpec": "jist_edge.search.index",
+    "FilterParams": "jist_edge.filter.route_filter",
+    "Estimate": "jist_edge.filter.route_filter",
     "build_map": "jist_edge.maps.build",
     "Drive": "jist_edge.maps.drives",
     "merge_maps": "jist_edge.maps.merge",
+    "PlaceMap": "jist_edge.maps.store",
     "load_map": "jist_edge.maps.store",
+    "Localizer": "jist_edge.pipeline.localizer",
+    "Result": "jist_edge.pipeline.localizer",
     "evaluate": "jist_edge.evaluation.recall",
 }
 

@@ -7,20 +7,19 @@ sha256 of every file before ONNX Runtime or TensorRT is allowed to parse anythin
 import json
 import os
 import shutil
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from jist_edge.errors import IntegrityError, JistEdgeError
-from jist_edge.fileio import (check_manifest_digest, file_record, kept_note, manifest_digest, read_json, sha256_bytes,
-                              staged_directory, verify_files, write_json_atomic, write_staged)
-from jist_edge.locks import output_lock
+from jist_edge.artifacts import MANIFEST_FILE, ManifestFolder  # noqa: F401  (MANIFEST_FILE: for readers of a bundle)
+from jist_edge.errors import IntegrityError
+from jist_edge.fileio import sha256_bytes
 from jist_edge.claims import claim_folder, manifest_kind
 
 FORMAT = "jist-edge-bundle"
 FORMAT_VERSION = 1
 ENCODER_FILE = "encoder.onnx"
 SEQUENCE_FILE = "sequence.onnx"
-MANIFEST_FILE = "manifest.json"
 BUNDLE_OUTPUT = manifest_kind("bundle", FORMAT)
+BUNDLE_FOLDER = ManifestFolder("model bundle", "bundle", "`jist-edge export`", "export it again with `jist-edge export`")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -164,19 +163,22 @@ def write_bundle(out_dir: str, staged_files: Dict[str, str], manifest: Dict[str,
     An existing different bundle is kept unless ``force``, a folder holding anything
     else always; the error says so before anything is touched.
     """
-    manifest = dict(manifest)
-    with output_lock(out_dir, "bundle output"):
-        out_dir = refuse_overwrite(out_dir, None, force)
-        kept = kept_note(out_dir, "bundle")
-        with staged_directory(out_dir) as stage:
-            for name, src in staged_files.items():
-                write_staged(lambda dest: shutil.move(src, dest), stage, out_dir, name, kept)
-            manifest["files"] = {name: file_record(os.path.join(stage, name)) for name in sorted(staged_files)}
-            manifest["bundle_id"] = bundle_identity(manifest)
-            manifest["manifest_sha256"] = manifest_digest(manifest)
-            refuse_overwrite(out_dir, manifest["bundle_id"], force)
-            write_staged(lambda dest: write_json_atomic(dest, manifest), stage, out_dir, MANIFEST_FILE, kept)
-    return load_bundle(out_dir, check_onnx=False)
+    claimed = []  # type: List[str]
+
+    def claim(folder: str) -> str:
+        claimed.append(refuse_overwrite(folder, None, force))
+        return claimed[0]
+
+    def sign(signed: Dict[str, Any]) -> None:
+        signed["bundle_id"] = bundle_identity(signed)
+        refuse_overwrite(claimed[0], signed["bundle_id"], force)
+
+    writers = [(name, _mover(staged_files[name])) for name in sorted(staged_files)]
+    return load_bundle(BUNDLE_FOLDER.write(out_dir, claim, writers, manifest, sign), check_onnx=False)
+
+
+def _mover(src: str) -> Callable[[str], Any]:
+    return lambda dest: shutil.move(src, dest)
 
 
 def refuse_overwrite(out_dir: str, new_id: Optional[str], force: bool) -> str:
@@ -232,16 +234,12 @@ def _check_fields(obj: Dict[str, Any], schema: Dict[str, Any], where: str) -> No
 
 def load_bundle(path: str, check_onnx: bool = True) -> Bundle:
     """Open a bundle folder: schema, identity, checksums, then (optionally) ONNX I/O shapes."""
-    path = os.path.abspath(path)
-    if not os.path.isdir(path):
-        raise JistEdgeError("model bundle not found: {} (run `jist-edge export` first)".format(path))
-    manifest_path = os.path.join(path, MANIFEST_FILE)
-    manifest = read_json(manifest_path, "bundle manifest")
+    path, manifest_path, manifest = BUNDLE_FOLDER.read(path)
     validate_manifest(manifest, manifest_path)
-    check_manifest_digest(manifest, manifest_path, "export it again with `jist-edge export`")
+    BUNDLE_FOLDER.check_digest(manifest, manifest_path)
     if bundle_identity(manifest) != manifest["bundle_id"]:
         raise IntegrityError("{}: bundle_id does not match its contents (manifest edited?)".format(manifest_path))
-    verify_files(path, manifest["files"], "bundle")
+    BUNDLE_FOLDER.verify(path, manifest)
     bundle = Bundle(path, manifest)
     if check_onnx:
         check_onnx_io(bundle)

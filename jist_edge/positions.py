@@ -21,6 +21,9 @@ Position = Tuple[float, float]
 
 # VPR convention (github.com/gmberton/VPR-datasets-downloader):
 # @easting@northing@zone@letter@lat@lon@pano_id@tile@heading@pitch@roll@height@timestamp@note@ext
+# The paper's ground truth radius, defined here once: a database frame within this many metres of a
+# query frame is a positive (evaluation.ground_truth); the route filter's "near" uses the same.
+POSITIVE_RADIUS_M = 25.0
 EASTING_FIELD = 1
 NORTHING_FIELD = 2
 TIMESTAMP_FIELD = 13

@@ -91,7 +91,7 @@ def test_manifest_rehashed_for_a_swapped_file_is_still_refused(bundle_copy):
     with pytest.raises(IntegrityError, match="manifest_sha256"):
         load_bundle(bundle_copy)
     # even with the manifest's own digest recomputed, the bundle id still names the old weights
-    from jist_edge.bundle import manifest_digest
+    from jist_edge.fileio import manifest_digest
 
     _edit_manifest(bundle_copy, lambda m: m.__setitem__("manifest_sha256", manifest_digest(m)))
     with pytest.raises(IntegrityError, match="bundle_id"):

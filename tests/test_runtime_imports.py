@@ -76,11 +76,19 @@ def test_every_runtime_module_imports_without_torch():
             "jist_edge.evaluation.recall", "jist_edge.output.web.server"} <= set(report["imported"])
 
 
+PUBLIC_API = {"Localizer", "Result", "Estimate", "PlaceMap", "Bundle", "build_map", "merge_maps", "evaluate",
+              "IndexSpec", "FilterParams", "open_source", "load_bundle", "load_map", "Drive", "JistEdgeError"}
+
+
 def test_the_public_api_is_importable_from_the_top():
     import jist_edge
 
+    assert set(jist_edge.__all__) == PUBLIC_API | {"__version__"}  # the exact public set: a change is deliberate
     for name in jist_edge.__all__:
         assert getattr(jist_edge, name) is not None, name
+    from jist_edge import Estimate, IndexSpec, PlaceMap, Result, build_map  # noqa: F401  (the documented spelling)
+
+    assert IndexSpec("hnsw-pca", reduced_dim=32).reduced_dim == 32 and PlaceMap.__module__ == "jist_edge.maps.store"
     from jist_edge import JistEdgeError, Localizer  # noqa: F401  (the documented spelling)
 
     assert Localizer.__module__ == "jist_edge.pipeline.localizer"

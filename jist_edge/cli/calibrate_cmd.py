@@ -1,7 +1,4 @@
 """jist-edge calibrate [BUNDLE] --calibration DIR|VIDEO ...: INT8 encoders and their fidelity report (host)."""
-import os
-import shutil
-import tempfile
 from typing import Any, Dict, Optional
 
 import click
@@ -51,9 +48,9 @@ def command(bundle: Optional[str], calibration: str, frames: int, seed: int, qdq
     are measured the same way and reported side by side.
     """
     from jist_edge.bundle import load_bundle
-    from jist_edge.calibration.dataset import open_calibration_set
-    from jist_edge.fileio import write_json_atomic
+    from jist_edge.calibration.workflow import calibrate
     from jist_edge.claims import check_writable
+    from jist_edge.fileio import write_json_atomic
 
     if qdq_out and not tensorrt_qdq:
         raise click.UsageError("--qdq writes the TensorRT Q/DQ variant: drop --no-tensorrt-qdq")
@@ -61,18 +58,9 @@ def command(bundle: Optional[str], calibration: str, frames: int, seed: int, qdq
     qdq_out = check_writable(qdq_out, "--qdq") if qdq_out else None
     report = check_writable(report, "--report") if report else None
     model = load_bundle(bundle or workspace.model_dir(workspace_path))
-    calib = open_calibration_set(calibration, model, frames=frames, seed=seed)
-    click.echo("calibrating on {} of {} frames of {}".format(len(calib), calib.total, calibration), err=True)
-    engines = workspace.engine_dir(workspace_path)
-    work = tempfile.mkdtemp(prefix="jist-edge-calibrate-")
-    try:
-        db, q = _route_passes(model, route or calibration, queries, route_frames, seed)  # before the slow part
-        files, result, expected = _quantize(model, calib, engines, work, qdq_out, tensorrt_qdq)
-        result.update(_fidelity(model, db, q, files, fp16, checkpoint))
-        result["queries"] = "second pass {}".format(queries) if queries else "the route re-seen (fidelity.revisit)"
-        installed = _gate_and_install(model, result, files["int8-cpu"], engines, expected, force)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    result, installed = calibrate(model, calibration, workspace.engine_dir(workspace_path), frames, seed, qdq_out,
+                                  tensorrt_qdq, route, queries, route_frames, fp16, checkpoint, force,
+                                  log=lambda message: click.echo(message, err=True), warn=warn)
     _print(result, model.random_init)
     if report:
         write_json_atomic(report, result)
@@ -80,98 +68,6 @@ def command(bundle: Optional[str], calibration: str, frames: int, seed: int, qdq
     if installed is None:
         raise JistEdgeError("CPU INT8 model not installed: {} (gate: cosine >= 0.99, top-1 >= 0.95); pass --force "
                             "to install it anyway".format("; ".join(result["cpu_int8"]["failures"])))
-
-
-def _quantize(model: Any, calib: Any, engines: str, work: str, qdq_out: Optional[str], tensorrt_qdq: bool):
-    """The INT8 files to measure ({variant: path}), the report's start, the CPU model's expected header."""
-    import onnxruntime
-
-    from jist_edge.encoder.onnxruntime import int8_model
-    from jist_edge.calibration import cpu_int8
-    from jist_edge.calibration.qdq import quantize_encoder
-
-    frames = calib.array()
-    _warn_skipped(calib, "calibration")
-    expected = int8_model.expected_header(model, onnxruntime.__version__, calib.identity())
-    result = {"calibration": calib.identity(), "bundle_id": model.bundle_id, "random_weights": model.random_init,
-              "onnxruntime": onnxruntime.__version__}  # type: Dict[str, Any]
-    files = {}  # type: Dict[str, str]
-    current = cpu_int8.existing_current(engines, expected)
-    if current:
-        click.echo("CPU INT8 model {} is up to date (same bundle, ONNX Runtime and calibration set): "
-                   "measuring it again".format(current), err=True)
-        files["int8-cpu"] = current
-        result["cpu_int8_quantization"] = int8_model.read_header(current).get("quantization", {})
-    else:
-        files["int8-cpu"] = os.path.join(work, "encoder-int8-cpu.onnx")
-        info = cpu_int8.quantize_cpu_int8(model, frames, files["int8-cpu"])
-        result["cpu_int8_quantization"] = {k: v for k, v in info.items() if k != "path"}
-    if tensorrt_qdq:
-        files["int8-qdq"] = os.path.abspath(qdq_out) if qdq_out else os.path.join(work, "encoder-qdq.onnx")
-        info = quantize_encoder(model.encoder_path, frames, files["int8-qdq"])
-        result["qdq"] = {k: v for k, v in info.items() if k != "path"}
-        result["qdq"]["path"] = files["int8-qdq"] if qdq_out else None
-    return files, result, expected
-
-
-def _route_passes(model: Any, route: str, queries: Optional[str], count: int, seed: int):
-    """(map, queries) as preprocessed frames: ``count`` frames evenly along the route (a route is a
-    sequence, so not stratified at random), and as many from the second pass or from fidelity.revisit."""
-    import numpy as np
-
-    from jist_edge.calibration import fidelity
-    from jist_edge.calibration.dataset import open_calibration_set
-    from jist_edge.encoder.preprocess import Preprocessor
-
-    passes = []
-    for source in (route, queries) if queries else (route,):
-        frames = open_calibration_set(source, model, frames=count, seed=seed)
-        frames.indices = sorted(set(int(i) for i in np.linspace(0, frames.total - 1, min(count, frames.total))))
-        passes.append(list(frames.images()))
-        _warn_skipped(frames, "route")
-    if len(passes[0]) < model.seq_len or (queries and len(passes[1]) < model.seq_len):
-        raise JistEdgeError("the fidelity route needs at least L={} frames per pass, got {}: give a longer "
-                            "--route/--queries or more --route-frames".format(model.seq_len, min(map(len, passes))))
-    pre = Preprocessor.for_bundle(model)
-    return pre.batch(passes[0]), pre.batch(passes[1] if queries else fidelity.revisit(passes[0], seed))
-
-
-def _warn_skipped(frame_set: Any, name: str) -> None:
-    """Unreadable frames are skipped (as map build and run skip them); say how many."""
-    if frame_set.skipped:
-        warn("{} of {} selected {} frames of {} could not be read and were skipped".format(
-            frame_set.skipped, len(frame_set), name, frame_set.source))
-
-
-def _fidelity(model: Any, db: Any, q: Any, files: Dict[str, str], fp16: bool, checkpoint: Optional[str]):
-    from jist_edge.calibration import fidelity
-
-    variants = {name: fidelity.ort_encoder(path) for name, path in files.items()}
-    if fp16:
-        try:
-            torch_model = fidelity.torch_model_for(model, checkpoint)
-            fidelity.check_torch_matches(torch_model, model, db)
-            variants["fp16"] = fidelity.fp16_encoder(torch_model, head_fp32=True)
-            variants["fp16-all"] = fidelity.fp16_encoder(torch_model, head_fp32=False)
-        except (ImportError, JistEdgeError) as exc:
-            warn("FP16 emulation skipped: {}".format(exc))
-    return fidelity.fidelity_report(model, db, q, variants)
-
-
-def _gate_and_install(model: Any, result: Dict[str, Any], model_file: str, engines: str, expected: Dict[str, Any],
-                      force: bool):
-    """Install the CPU INT8 model when the gate passes (or --force); the header, or None when refused."""
-    from jist_edge.calibration import cpu_int8
-
-    numbers = result["variants"]["int8-cpu"]
-    failures = cpu_int8.gate(numbers)
-    record = cpu_int8.fidelity_record(numbers, failures, force, model.random_init)
-    result["cpu_int8"] = dict(record, installed=None)
-    if failures and not force:
-        return None
-    header = cpu_int8.install(model_file, engines, expected, record, result["cpu_int8_quantization"])
-    result["cpu_int8"]["installed"] = header["path"]
-    return header
 
 
 def _print(result: Dict[str, Any], random_init: bool) -> None:

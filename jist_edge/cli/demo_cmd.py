@@ -11,6 +11,7 @@ from jist_edge.cli.common import FiniteFloatRange, echo_table, warn, workspace_o
 from jist_edge.cli.demo_filter import filter_step, print_filter_step, synthesize_excursions
 from jist_edge.cli.serve_option import DEMO_HELP, open_view, serve_option, serve_until_interrupted
 from jist_edge.errors import JistEdgeError
+from jist_edge.positions import POSITIVE_RADIUS_M
 from jist_edge.claims import check_writable
 
 RECALLS = (1, 5, 10)
@@ -64,7 +65,7 @@ def claim_demo_folder(out: str, force: bool) -> str:
 @click.option("--backend", default="auto", show_default=True,
               type=click.Choice(["auto", "onnxruntime", "tensorrt"]), help="Encoder backend.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the route and of random weights.")
-@click.option("--threshold", default=25.0, show_default=True, type=FiniteFloatRange(min=0, min_open=True),
+@click.option("--threshold", default=POSITIVE_RADIUS_M, show_default=True, type=FiniteFloatRange(min=0, min_open=True),
               help="Positive distance in metres.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the summary as JSON.")
 @click.option("--train", "train_minutes", is_flag=False, flag_value=2.0, default=None,
@@ -186,37 +187,24 @@ def _stream_queries(bundle: Any, place_map: Any, queries: str, query_frames: int
     """The query pass through the live runtime: per full window its frames, ids and descriptor (and each
     result to the live view, with --serve)."""
     from jist_edge.pipeline.localizer import Localizer
-    from jist_edge.pipeline.stats import RunStats
+    from jist_edge.pipeline.recording import record_stream
 
     t = _step(4, STEPS, "streaming the query pass through the live pipeline")
     loc = Localizer(bundle, place_map, backend=backend, top_k=max(RECALLS))  # build_map returned it verified
     if view is not None:
         view.set_map(place_map, dict(loc.describe(), source=queries, random_init=bundle.random_init))
-    stats = RunStats()
-    streamed = {"windows": [], "ids": [], "descriptors": [], "raw_dists": [], "estimates": []}  # type: Dict[str, Any]
-    emitted = []  # type: List[int]
     try:
         with click.progressbar(length=query_frames, label="      frames", show_pos=True) as bar:
-            for result in loc.stream(queries):
-                stats(result)
+            def shown(result: Any) -> None:
                 if view is not None:
                     view(result, loc.last_image)
-                emitted.append(result.frame_index)
-                if not result.partial:
-                    streamed["windows"].append(emitted[-place_map.seq_len:])
-                    streamed["ids"].append([m.seq_id for m in result.matches])
-                    streamed["descriptors"].append(result.descriptor)
-                    streamed["raw_dists"].append(result.best.distance)
-                    streamed["estimates"].append(result.estimate)
-                    streamed.setdefault("filter_ms", []).append(result.latency["filter"])
                 bar.update(1)
+
+            streamed, run = record_stream(loc, queries, shown)
         encoder = loc.encoder.describe()
         encoder_frames = loc.encoder.frames
-        streamed["setup"] = dict(loc.tracker.describe(), method=loc.matcher.method,
-                                 ms_per_query=round(float(np.mean(streamed.pop("filter_ms") or [0.0])), 4))
     finally:
         loc.close()
-    run = stats.summary()
     _done(t, "{} frames, {} FPS".format(run["frames"], run["fps"]))
     return streamed, run, encoder, encoder_frames
 

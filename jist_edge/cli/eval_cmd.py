@@ -5,6 +5,7 @@ import click
 
 from jist_edge.cli.common import FiniteFloatRange, FrameProgress, echo_table, model_path, warn, workspace_option
 from jist_edge.errors import JistEdgeError
+from jist_edge.positions import POSITIVE_RADIUS_M
 
 
 def parse_recalls(values, extra) -> list:
@@ -34,7 +35,7 @@ def parse_recalls(values, extra) -> list:
 @click.option("--query-positions", type=click.Path(dir_okay=False), default=None,
               help="CSV of query positions [default: from file names].")
 @click.option("--seq-len", type=click.IntRange(1), default=None, help="Frames per sequence L [default: the bundle's].")
-@click.option("--threshold", default=25.0, show_default=True, type=FiniteFloatRange(min=0, min_open=True),
+@click.option("--threshold", default=POSITIVE_RADIUS_M, show_default=True, type=FiniteFloatRange(min=0, min_open=True),
               help="Positive radius in metres.")
 @click.option("--recall", "recall", multiple=True,
               help="N of recall@N: --recall 1 5 10 or --recall 1,5,10 [default: 1 5 10].")

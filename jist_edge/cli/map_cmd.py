@@ -8,10 +8,10 @@ import click
 from jist_edge import workspace
 from jist_edge.cli.common import (FrameProgress, check_route_path, echo_json, echo_table, keeps_previous, model_path,
                                   warn, workspace_option)
-from jist_edge.search.index import AUTO, AUTO_PCA_PLACES, DEFAULT_REDUCED_DIM, DEFAULT_RERANK, HNSW, KINDS
+from jist_edge.errors import JistEdgeError
+from jist_edge.maps.cluster import DEFAULT_SHARD_FRAMES  # Ray itself is imported only when --ray is given
 from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M
-
-DEFAULT_SHARD_FRAMES = 256  # maps.cluster's default, repeated here so --help needs no import of it
+from jist_edge.search.index import AUTO, AUTO_PCA_PLACES, DEFAULT_REDUCED_DIM, DEFAULT_RERANK, KINDS, IndexSpec
 
 
 @click.group("map")
@@ -88,15 +88,14 @@ def build(model, images, video, routes, bags, image_topic, position_topic, from_
     if drives is None and (stride != 1 or ray_address):
         raise click.UsageError("--stride and --ray do not apply to --from-map (its frames are fixed)")
     output = output or workspace.map_dir(workspace_path)
-    index = {"index_kind": index_kind, "reduced_dim": reduced_dim, "rerank": rerank, "M": M,
-             "ef_construction": ef_construction}
+    index = IndexSpec(index_kind, M, ef_construction, reduced_dim=reduced_dim, rerank=rerank)
     # one writer per map folder, from the first check to the swap; Ctrl-C says what was kept
     with output_lock(output, "map output"), keeps_previous("map build", output, "map"):
         _build(model_path(model, workspace_path), drives, from_map, output, index, seq_len, stride, batch_size, fp16,
                backend, ray_address, shard_frames, force, quiet)
 
 
-def _build(model: str, drives: Optional[List[Any]], from_map: Optional[str], output: str, index: Dict[str, Any],
+def _build(model: str, drives: Optional[List[Any]], from_map: Optional[str], output: str, index: IndexSpec,
            seq_len: Optional[int], stride: int, batch_size: int, fp16: bool, backend: str,
            ray_address: Optional[str], shard_frames: int, force: bool, quiet: bool) -> None:
     from jist_edge.bundle import load_bundle
@@ -104,12 +103,13 @@ def _build(model: str, drives: Optional[List[Any]], from_map: Optional[str], out
     from jist_edge.maps.write import refuse_overwrite
 
     bundle = load_bundle(model)
-    if index["index_kind"] != HNSW and index["reduced_dim"] > int(bundle.dim):
-        raise click.BadParameter("--reduced-dim {} exceeds the model's {}-D descriptors".format(
-            index["reduced_dim"], bundle.dim), param_hint="'--reduced-dim'")
+    try:
+        index.check_dim(bundle.dim, "--reduced-dim")
+    except JistEdgeError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--reduced-dim'")
     start = time.time()
     if drives is None:
-        place_map = rebuild_map(bundle, from_map, output, seq_len=seq_len, fp16=fp16, force=force, **index)
+        place_map = rebuild_map(bundle, from_map, output, seq_len=seq_len, fp16=fp16, index=index, force=force)
         encoded, rate = 0, 0.0
     else:
         output = refuse_overwrite(output, force)  # before a cluster is joined or a model loaded
@@ -117,7 +117,7 @@ def _build(model: str, drives: Optional[List[Any]], from_map: Optional[str], out
         encoder = _open_encoder(bundle, backend, ray_address, batch_size, shard_frames)
         try:
             place_map = build_map(bundle, drives, output, seq_len=seq_len, stride=stride, batch_size=batch_size,
-                                  fp16=fp16, encoder=encoder, progress=progress, force=force, **index)
+                                  fp16=fp16, index=index, encoder=encoder, progress=progress, force=force)
         finally:
             progress.close()
             encoder.close()

@@ -4,7 +4,9 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-DEFAULT_THRESHOLD = 25.0
+from jist_edge.positions import POSITIVE_RADIUS_M
+
+DEFAULT_THRESHOLD = POSITIVE_RADIUS_M
 
 
 def near_frames(query_positions: np.ndarray, db_positions: np.ndarray, threshold: float) -> List[np.ndarray]:

@@ -9,6 +9,7 @@ import os
 from typing import Any, Dict, List
 
 from jist_edge.errors import JistEdgeError
+from jist_edge.fileio import atomic_path
 
 
 def write_plots(report: Dict[str, Any], out_dir: str) -> List[str]:
@@ -75,8 +76,6 @@ def _points(ax: Any, points: List[Any], style: str, colour: str, label: str, **k
 
 
 def _save(plt: Any, fig: Any, out_dir: str, name: str) -> str:
-    from jist_edge.fileio import atomic_path
-
     path = os.path.join(out_dir, name)
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -17,11 +17,15 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from jist_edge.positions import POSITIVE_RADIUS_M
+from jist_edge.fileio import read_json
+from jist_edge.search.matcher import ExactSearch
+
 STATS_FILE = "distance_stats.json"  # stored with the map, listed (and checked) in its manifest when present
 STATS_VERSION = 1
 DEFAULT_SAMPLE = 400
 DEFAULT_K = 32
-DEFAULT_THRESHOLD_M = 25.0
+DEFAULT_THRESHOLD_M = POSITIVE_RADIUS_M
 _SEED = 7
 _QUANTILES = (5, 25, 50, 75, 95, 99, 100)
 MAX_SEARCH = 1024  # nearest places searched per probe for confusers at most
@@ -125,7 +129,6 @@ def _search(db: np.ndarray, probes: np.ndarray, k: int, index: Any):
             return labels.astype(np.int64), dists.astype(np.float64)
         except RuntimeError:  # a sparse graph (small M) cannot always return k: search exactly instead
             pass
-    from jist_edge.search.matcher import ExactSearch
 
     ids, dists = ExactSearch(db).query(db[probes], k)
     return ids, dists.astype(np.float64)
@@ -172,8 +175,6 @@ def map_distance_stats(place_map: Any, threshold_m: float = DEFAULT_THRESHOLD_M)
         return cached
     stats = None
     if STATS_FILE in place_map.manifest.get("files", {}):
-        from jist_edge.fileio import read_json
-
         stored = read_json(os.path.join(place_map.path, STATS_FILE), "map distance statistics")
         if isinstance(stored, dict) and stored.get("version") == STATS_VERSION and _made_for(stored, threshold_m):
             stats = stored

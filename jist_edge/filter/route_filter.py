@@ -28,6 +28,7 @@ import numpy as np
 
 from jist_edge.errors import JistEdgeError
 from jist_edge.filter.belief_covariance import PositionMoments, belief_covariance
+from jist_edge.positions import POSITIVE_RADIUS_M
 
 INITIALIZING = "initializing"
 TRACKING = "tracking"
@@ -110,7 +111,7 @@ class RouteFilter(object):
     """
 
     def __init__(self, count: int, drive_bounds: Sequence[int], stats: Dict[str, Any],
-                 positions: Optional[np.ndarray] = None, radius_m: float = 25.0,
+                 positions: Optional[np.ndarray] = None, radius_m: float = POSITIVE_RADIUS_M,
                  params: Optional[FilterParams] = None) -> None:
         self.params = params or FilterParams()
         self.count = int(count)

@@ -15,6 +15,8 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from jist_edge.filter.route_filter import Estimate, FilterParams, RouteFilter
+from jist_edge.positions import POSITIVE_RADIUS_M
+from jist_edge.filter.distance_stats import map_distance_stats
 
 DEFAULT_CENTRE_FRAMES = 50
 RAMP_WINDOWS = 3.0
@@ -67,10 +69,8 @@ class RouteTracker(object):
     """Runs the route filter beside the raw match, one window descriptor at a time, in order."""
 
     def __init__(self, place_map: Any, matcher: Any, params: Optional[FilterParams] = None,
-                 stats: Optional[Dict[str, Any]] = None, radius_m: float = 25.0,
+                 stats: Optional[Dict[str, Any]] = None, radius_m: float = POSITIVE_RADIUS_M,
                  centre_frames: int = DEFAULT_CENTRE_FRAMES) -> None:
-        from jist_edge.filter.distance_stats import map_distance_stats
-
         self.params = params or FilterParams()
         self.stats = stats if stats is not None else map_distance_stats(place_map, radius_m)
         self.top_k = max(1, min(self.params.top_k, place_map.count))

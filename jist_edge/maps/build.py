@@ -16,13 +16,16 @@ from jist_edge.errors import BadFrame, JistEdgeError
 from jist_edge.locks import output_lock
 from jist_edge.maps import drives as drive_layout
 from jist_edge.maps.drives import Drive, as_drives  # noqa: F401  (Drive: for build_map callers)
-from jist_edge.search.index import AUTO, DEFAULT_RERANK, DEFAULT_REDUCED_DIM, HNSW, IndexSpec
+from jist_edge.search.index import AUTO, IndexSpec, index_spec
 from jist_edge.maps.store import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED, FrameTable, PlaceMap, load_map
 from jist_edge.maps.write import refuse_overwrite, write_map
 from jist_edge.positions import frame_position, read_positions_frame
 from jist_edge.encoder.preprocess import Preprocessor
 from jist_edge.encoder.seqgem import sliding_windows
 from jist_edge.stream.frame import to_bgr
+from jist_edge.bundle import load_bundle
+from jist_edge.encoder import create_encoder
+from jist_edge.stream.sources import open_source
 
 Progress = Optional[Callable[[int], None]]
 
@@ -167,7 +170,6 @@ def _open(source_or_frames: Any, stride: int):
         path = source_or_frames
         if not os.path.exists(path):
             raise JistEdgeError("route not found: {}".format(path))
-        from jist_edge.stream.sources import open_source
 
         kind = "images" if os.path.isdir(path) else "video"
         return open_source(path, stride=stride), 1, {"kind": kind, "path": os.path.abspath(path)}
@@ -221,8 +223,6 @@ def check_length(frames: int, seq_len: int, where: Any) -> None:
 def encode_route(bundle: Any, source_or_frames: Any, stride: int = 1, positions: Any = None, batch_size: int = 8,
                  encoder: Any = None, progress: Progress = None) -> EncodedRoute:
     """Encode a whole route once; frames that cannot be read or encoded are skipped and counted."""
-    from jist_edge.encoder import create_encoder
-
     reader = _RouteReader(source_or_frames, stride, positions)
     own = encoder is None
     if own:
@@ -251,8 +251,6 @@ def encode_route(bundle: Any, source_or_frames: Any, stride: int = 1, positions:
 
 def _resolve_bundle(bundle: Any) -> Any:
     if isinstance(bundle, str):
-        from jist_edge.bundle import load_bundle
-
         return load_bundle(bundle)
     return bundle
 
@@ -266,22 +264,19 @@ def build_map(
     positions: Any = None,
     batch_size: int = 8,
     fp16: bool = False,
-    M: int = DEFAULT_M,
-    ef_construction: int = DEFAULT_EF_CONSTRUCTION,
-    seed: int = DEFAULT_SEED,
+    index: Optional[IndexSpec] = None,
     encoder: Any = None,
     progress: Progress = None,
     force: bool = False,
-    index_kind: str = AUTO,
-    reduced_dim: int = DEFAULT_REDUCED_DIM,
-    rerank: int = DEFAULT_RERANK,
+    **index_keywords: Any
 ) -> PlaceMap:
     """Encode the route(s), pool every window of L frames of each drive, write and verify the map folder.
 
     ``source_or_frames``: one route (video, image folder, frames) with ``positions`` (None: from VPR
     file names, a CSV path, or a dict frame key -> (easting, northing)), or a list of
     ``maps.drives.Drive(source, positions)``, one per drive. ``encoder``: a backend, or a pool with
-    ``encode_stream`` (``maps.cluster``). ``index_kind``: auto, hnsw or hnsw-pca (search.index).
+    ``encode_stream`` (``maps.cluster``). ``index``: how to index it (``IndexSpec``: kind auto, hnsw
+    or hnsw-pca, hnswlib settings, PCA size); the older keywords (``index_kind``, ``M``, ...) still work.
     An existing non-empty ``out_dir`` is replaced only with ``force``. The returned map's
     ``build_stats`` lists per drive what was encoded, skipped and unpositioned.
     """
@@ -289,16 +284,13 @@ def build_map(
     seq_len = int(bundle.seq_len if seq_len is None else seq_len)
     if seq_len < 1:
         raise JistEdgeError("seq_len must be at least 1, got {}".format(seq_len))
-    spec = IndexSpec(index_kind, M, ef_construction, seed, reduced_dim, rerank)
-    if index_kind != HNSW and spec.reduced_dim > int(bundle.dim):
-        raise JistEdgeError("reduced_dim {} exceeds the model's {}-D descriptors".format(spec.reduced_dim, bundle.dim))
+    spec = index_spec(index, **index_keywords)
+    spec.check_dim(bundle.dim)
     drives = as_drives(source_or_frames, positions)
     with output_lock(out_dir, "map output"):  # one writer from the check to the swap
         refuse_overwrite(out_dir, force)  # before the expensive part
         own = encoder is None
         if own:
-            from jist_edge.encoder import create_encoder
-
             encoder = create_encoder(bundle)
         try:
             routes = [encode_route(bundle, d.source, stride, d.positions, batch_size, encoder, progress)
@@ -377,15 +369,14 @@ def route_from_map(place_map: PlaceMap) -> EncodedRoute:
 
 
 def rebuild_map(bundle: Any, old_map: Union[str, PlaceMap], out_dir: str, seq_len: Optional[int] = None,
-                fp16: bool = False, M: int = DEFAULT_M,
-                ef_construction: int = DEFAULT_EF_CONSTRUCTION, seed: int = DEFAULT_SEED,
-                force: bool = False, index_kind: str = AUTO, reduced_dim: int = DEFAULT_REDUCED_DIM,
-                rerank: int = DEFAULT_RERANK) -> PlaceMap:
+                fp16: bool = False, index: Optional[IndexSpec] = None, force: bool = False,
+                **index_keywords: Any) -> PlaceMap:
     """A new map from an old map's frame descriptors (another L or index settings), no encoding."""
     bundle = _resolve_bundle(bundle)
+    spec = index_spec(index, **index_keywords)
+    spec.check_dim(bundle.dim)
     if isinstance(old_map, str):
         old_map = load_map(old_map, bundle)
     same = os.path.abspath(out_dir) == os.path.abspath(old_map.path)
     routes = routes_from_map(old_map)  # copies: the old files may be replaced below while we hold them
-    return write_drives_map(bundle, routes, out_dir, int(seq_len or old_map.seq_len), fp16,
-                            IndexSpec(index_kind, M, ef_construction, seed, reduced_dim, rerank), force or same)
+    return write_drives_map(bundle, routes, out_dir, int(seq_len or old_map.seq_len), fp16, spec, force or same)

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from jist_edge.errors import IntegrityError, JistEdgeError
+from jist_edge.positions import latlon_origin
 
 METRIC = "metric"
 LATLON = "latlon"
@@ -151,7 +152,6 @@ def to_frame(positions: np.ndarray, frame: Dict[str, Any], target: Optional[Dict
     """A drive's positions moved into ``target``: lat/lon local metres re-centred on the target's origin."""
     if target is None or frame.get("frame") != LATLON or list(frame["origin"]) == list(target["origin"]):
         return positions
-    from jist_edge.positions import latlon_origin
 
     old = latlon_origin(*frame["origin"])
     lat0, lon0, meridian, parallel = latlon_origin(*target["origin"])

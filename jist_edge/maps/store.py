@@ -25,8 +25,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from jist_edge.artifacts import MANIFEST_FILE, ManifestFolder
 from jist_edge.errors import IntegrityError, JistEdgeError
-from jist_edge.fileio import check_manifest_digest, read_json, verify_files
+from jist_edge.fileio import read_json
 from jist_edge.search.index_check import check_hnsw_index
 from jist_edge.maps import drives as drive_layout
 from jist_edge.search import index as index_kinds
@@ -36,7 +37,7 @@ from jist_edge.filter.distance_stats import STATS_FILE  # noqa: F401  (listed, a
 FORMAT = "jist-edge-map"
 FORMAT_VERSION = 2  # 2: several drives and/or an index kind other than hnsw (an older reader refuses these)
 SPACE = "l2"
-MANIFEST_FILE = "manifest.json"
+MAP_FOLDER = ManifestFolder("map", "map", "`jist-edge map build`", "rebuild it with `jist-edge map build`")
 INDEX_FILE = "index.hnsw"
 SEQUENCES_FILE = "sequences.npy"
 FRAME_DESCRIPTORS_FILE = "frame_descriptors.npy"
@@ -326,7 +327,7 @@ def validate_manifest(manifest: Dict[str, Any], where: str) -> None:
         if name not in manifest["files"]:
             raise IntegrityError("{}: files does not list {}".format(where, name))
     # last, so a re-signed edit still meets the checks above: M, ef_construction, the bundle id...
-    check_manifest_digest(manifest, where, "rebuild it with `jist-edge map build`")
+    MAP_FOLDER.check_digest(manifest, where)
 
 
 def _require_ints(obj: Dict[str, Any], keys: Sequence[str], where: str) -> None:
@@ -351,11 +352,7 @@ def check_bundle(manifest: Dict[str, Any], map_path: str, bundle: Any) -> None:
 
 def load_map(path: str, bundle: Any = None, seq_len: Optional[int] = None) -> PlaceMap:
     """Open a map folder after checking schema, identity and every file's size and sha256."""
-    path = os.path.abspath(path)
-    if not os.path.isdir(path):
-        raise JistEdgeError("map not found: {} (run `jist-edge map build` first)".format(path))
-    manifest_path = os.path.join(path, MANIFEST_FILE)
-    manifest = read_json(manifest_path, "map manifest")
+    path, manifest_path, manifest = MAP_FOLDER.read(path)
     validate_manifest(manifest, manifest_path)
     if bundle is not None:
         check_bundle(manifest, path, bundle)
@@ -363,7 +360,7 @@ def load_map(path: str, bundle: Any = None, seq_len: Optional[int] = None) -> Pl
         raise JistEdgeError("map {} has sequence length L={}, but L={} was asked for; rebuild it with "
                             "`jist-edge map build --from-map {} --seq-len {}`".format(
                                 path, manifest["seq_len"], seq_len, path, seq_len))
-    verify_files(path, manifest["files"], "map")
+    MAP_FOLDER.verify(path, manifest)
     # nothing below runs on an unverified file
     n_seq, n_frames = manifest["counts"]["sequences"], manifest["counts"]["frames"]
     dim, seq_len_m = manifest["dim"], manifest["seq_len"]

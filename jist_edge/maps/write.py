@@ -6,7 +6,6 @@ so the same routes always give byte-identical files (a merge equals a build of b
 a Ray build equals a local one).
 """
 import datetime
-import os
 import platform
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -14,16 +13,16 @@ import numpy as np
 
 from jist_edge import __version__
 from jist_edge.errors import JistEdgeError
-from jist_edge.fileio import file_record, kept_note, manifest_digest, staged_directory, write_json_atomic, write_staged
-from jist_edge.locks import output_lock
+from jist_edge.fileio import write_json_atomic
 from jist_edge.maps import drives as drive_layout
 from jist_edge.search import index as index_kinds
 from jist_edge.maps.store import (DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEED, FORMAT, FORMAT_VERSION,
                                   FRAME_DESCRIPTORS_FILE, FRAME_INFO_FILE, FRAME_POSITIONS_FILE, INDEX_FILE,
-                                  MANIFEST_FILE, MAP_OUTPUT, SEQUENCE_FRAMES_FILE, SEQUENCE_POSITIONS_FILE,
+                                  MAP_FOLDER, MAP_OUTPUT, SEQUENCE_FRAMES_FILE, SEQUENCE_POSITIONS_FILE,
                                   SEQUENCES_FILE, SPACE, STATS_FILE, FrameTable, PlaceMap, centre_positions, load_map)
 from jist_edge.claims import claim_folder
 from jist_edge.write_errors import check_complete
+from jist_edge.filter.distance_stats import compute_distance_stats
 
 
 def build_hnsw(descriptors: np.ndarray, M: int, ef_construction: int, seed: int) -> Any:
@@ -82,16 +81,7 @@ def write_map(
     bounds = drive_layout.bounds([d["frames"] for d in drives], seq_len)
     writers.append((STATS_FILE, lambda p: write_json_atomic(p, distance_stats(
         stored, bounds, frames.positions, seq_frames, seq_len, built["search"]))))
-    with output_lock(out_dir, "map output"):
-        out_dir = refuse_overwrite(out_dir, force)
-        kept = kept_note(out_dir, "map")
-        with staged_directory(out_dir) as stage:
-            for name, write in writers:
-                write_staged(write, stage, out_dir, name, kept)
-            manifest["files"] = {name: file_record(os.path.join(stage, name)) for name, _ in writers}
-            manifest["manifest_sha256"] = manifest_digest(manifest)
-            write_staged(lambda p: write_json_atomic(p, manifest), stage, out_dir, MANIFEST_FILE, kept)
-    return load_map(out_dir, bundle)
+    return load_map(MAP_FOLDER.write(out_dir, lambda folder: refuse_overwrite(folder, force), writers, manifest), bundle)
 
 
 def _stored_sequences(sequences: np.ndarray, shape: Sequence[int], fp16: bool) -> np.ndarray:
@@ -185,8 +175,6 @@ def _table_writers(stored: np.ndarray, frame_descriptors: np.ndarray, frames: Fr
 def distance_stats(stored: np.ndarray, bounds: np.ndarray, frame_positions: np.ndarray, seq_frames: np.ndarray,
                    seq_len: int, search: Any) -> Dict[str, Any]:
     """The route filter's distance statistics of a new map (jist_edge.filter.distance_stats)."""
-    from jist_edge.filter.distance_stats import compute_distance_stats
-
     count = stored.shape[0]
     return compute_distance_stats(stored.astype(np.float32), bounds, seq_len, frame_positions, seq_frames,
                                   search if count > 2000 else None)

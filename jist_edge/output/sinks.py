@@ -11,6 +11,7 @@ from typing import IO, Any, Optional
 import numpy as np
 
 from jist_edge.pipeline.localizer import Result
+from jist_edge.stream.uri import opencv_build_value
 
 
 class JsonlSink(object):
@@ -140,8 +141,6 @@ STATE_COLOURS = {"tracking": (0, 200, 0), "initializing": (0, 200, 255), "lost":
 
 def display_problem() -> Optional[str]:
     """Why a window cannot be shown here, or None. cv2.imshow would abort without a display."""
-    from jist_edge.stream.uri import opencv_build_value
-
     gui = opencv_build_value("GUI")
     if gui is not None and gui.upper() in ("NONE", "NO", ""):
         return "this OpenCV build has no GUI support (opencv-python-headless?)"

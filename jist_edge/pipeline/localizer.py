@@ -26,6 +26,12 @@ from jist_edge.encoder.seqgem import seqgem
 from jist_edge.stream.blind import blind_frame
 from jist_edge.stream.events import SOURCE_BACK
 from jist_edge.stream.frame import to_bgr
+from jist_edge.filter.route_filter import BLIND, INITIALIZING, Estimate
+from jist_edge.filter.tracker import RouteTracker
+from jist_edge.maps.store import check_bundle, load_map
+from jist_edge.search.matcher import Matcher
+from jist_edge.stream.capture import iter_frames
+from jist_edge.stream.sources import as_frame_source
 
 STAGES = ("capture_wait", "preprocess", "encode", "seqgem", "match")
 
@@ -99,9 +105,6 @@ class Localizer(object):
                  ef: Optional[int] = None, exact: bool = False, encoder: Optional[EncoderBackend] = None,
                  seq_len: Optional[int] = None, route_filter: bool = True, filter_params: Any = None,
                  **backend_options: Any) -> None:
-        from jist_edge.maps.store import check_bundle
-        from jist_edge.search.matcher import Matcher
-
         check_bundle(place_map.manifest, place_map.path, bundle)  # a map runs only with the model that made it
         self.bundle = bundle
         self.place_map = place_map
@@ -113,8 +116,6 @@ class Localizer(object):
         self.ring = DescriptorRing(self.seq_len, bundle.dim)
         self.tracker = None  # type: Any  # the route filter beside the raw match (jist_edge.filter.tracker)
         if route_filter:
-            from jist_edge.filter.tracker import RouteTracker
-
             self.tracker = RouteTracker(place_map, self.matcher, filter_params)
         self.bad_frames = 0  # frames the source delivered but preprocessing refused (BadFrame)
         self.source_skipped = 0  # frames the last streamed source could not deliver (unreadable files/frames)
@@ -132,8 +133,6 @@ class Localizer(object):
         Options: backend ("auto", "onnxruntime", "tensorrt"), precision ("auto", "fp32", "fp16",
         "int8", "best"; see `jist-edge run --help`), cache_dir (engines and the CPU INT8 model,
         default <workspace>/engines), top_k, ef, exact; an option the backend cannot honour is refused."""
-        from jist_edge.maps.store import load_map
-
         bundle = load_bundle(os.path.expanduser(model_dir))
         return cls(bundle, load_map(os.path.expanduser(map_dir), bundle=bundle), **options)
 
@@ -193,8 +192,6 @@ class Localizer(object):
         if self.tracker is None:
             return None
         if not self.ring.full:
-            from jist_edge.filter.route_filter import Estimate, INITIALIZING
-
             return Estimate(None, None, 0.0, INITIALIZING)
         if self._gap:
             self._gap = False
@@ -212,8 +209,6 @@ class Localizer(object):
                         {"capture_wait": capture_wait * 1e3, "total": total}, None, dropped, self.bad_frames, name)
         result.blind = True
         if self.tracker is not None:
-            from jist_edge.filter.route_filter import BLIND, Estimate
-
             result.estimate = Estimate(None, None, 0.0, BLIND)
         return result
 
@@ -237,9 +232,6 @@ class Localizer(object):
         ``on_event`` gets a live source's outage events (jist_edge.stream.events) in this thread, between
         results; after each outage the window starts again. ``max_outage_s`` ends the stream with
         SourceOutage (a JistEdgeError) after a longer outage; by default a live source is waited for."""
-        from jist_edge.stream.capture import iter_frames
-        from jist_edge.stream.sources import as_frame_source
-
         if max_frames is not None and int(max_frames) < 1:
             raise JistEdgeError("max_frames must be at least 1, got {}".format(max_frames))
         # csi://: nvvidconv scales to the model's input size in hardware (scale_to=None: full frames)

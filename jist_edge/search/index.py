@@ -61,6 +61,28 @@ class IndexSpec(object):
         return index_meta(choose_kind(self.kind, places), file_name, self.M, self.ef_construction, self.seed,
                           self.reduced_dim, self.rerank)
 
+    def check_dim(self, dim: int, name: str = "reduced_dim") -> None:
+        """Refuse a PCA size above the model's descriptor size before any encoding (``name``: the
+        option as the caller spells it)."""
+        if self.kind != HNSW and self.reduced_dim > int(dim):
+            raise JistEdgeError("{} {} exceeds the model's {}-D descriptors".format(name, self.reduced_dim, dim))
+
+
+# build_map's and rebuild_map's index keywords from before IndexSpec (still accepted)
+INDEX_KEYWORDS = ("index_kind", "M", "ef_construction", "seed", "reduced_dim", "rerank")
+
+
+def index_spec(spec: Optional[IndexSpec] = None, **keywords: Any) -> IndexSpec:
+    """``spec``, or one made of the separate keywords (INDEX_KEYWORDS); not both."""
+    unknown = sorted(set(keywords) - set(INDEX_KEYWORDS))
+    if unknown:
+        raise TypeError("unexpected keyword argument {!r}".format(unknown[0]))
+    if spec is None:
+        return IndexSpec(keywords.pop("index_kind", AUTO), **keywords)
+    if keywords:
+        raise TypeError("give index=IndexSpec(...) or the index keywords ({}), not both".format(", ".join(sorted(keywords))))
+    return spec
+
 
 def kind_of(meta: Dict[str, Any]) -> str:
     """A manifest's index kind; maps written before kinds existed are plain hnsw."""

@@ -19,6 +19,7 @@ from jist_edge.encoder import EncoderBackend
 from jist_edge.encoder.onnxruntime import int8_model
 from jist_edge.encoder.cpu_features import physical_cores
 from jist_edge.errors import JistEdgeError
+from jist_edge import workspace
 
 PRECISIONS = ("fp32", "int8", "best")
 DEFAULT_SPINNING = False
@@ -119,7 +120,6 @@ def _int8_for(bundle: Any, cache_dir: Optional[str], best: bool):
     """(path, (bytes, header), None) for a usable INT8 model, else (path, None, the JistEdgeError saying why)."""
     import onnxruntime as ort
 
-    from jist_edge import workspace
 
     path = int8_model.model_path(cache_dir or workspace.engine_dir())
     try:

@@ -12,14 +12,10 @@ compares each field and refuses a mismatch with a message naming the field.
 
 Plain file handling: no onnx or quantization tools needed, so it runs on the device.
 """
-import json
 import os
-import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from jist_edge.encoder.tensorrt.cache import EngineMismatch, header_path  # the engine's pattern: a .json header beside
-from jist_edge.errors import JistEdgeError
-from jist_edge.fileio import read_json, sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
+from jist_edge.artifacts import HeaderedFile, HeaderMismatch, header_path  # noqa: F401  (header_path: for callers)
 
 FORMAT = "jist-edge-cpu-int8"
 FORMAT_VERSION = 1
@@ -44,8 +40,18 @@ _WHY = {
 }
 
 
-class Int8Mismatch(EngineMismatch):
+class Int8Mismatch(HeaderMismatch):
     """A CPU INT8 model that must not be used here; ``fields`` names what differs."""
+
+
+MODEL_FILE = HeaderedFile(
+    IDENTITY_FIELDS, _WHY, "model_sha256", "model_bytes", "CPU INT8 model header",
+    missing="no CPU INT8 model at {path}: make it with " + CALIBRATE,
+    mismatch="CPU INT8 model {path} does not match: {field} is {theirs} there, {ours} here; {why}{more}. "
+             "Make it again with " + CALIBRATE,
+    damaged="CPU INT8 model {path} does not match the sha256 in its header (truncated or replaced); "
+            "make it again with " + CALIBRATE,
+    error=Int8Mismatch, optional=("calibration",))
 
 
 def model_path(cache_dir: str) -> str:
@@ -68,23 +74,11 @@ def expected_header(bundle: Any, onnxruntime_version: str, calibration: Optional
 
 def differing_fields(header: Dict[str, Any], expected: Dict[str, Any]) -> List[str]:
     """Identity fields that differ (or are missing), in IDENTITY_FIELDS order."""
-    return [f for f in IDENTITY_FIELDS
-            if not (f == "calibration" and expected.get(f) is None) and header.get(f) != expected.get(f)]
+    return MODEL_FILE.differing(header, expected)
 
 
 def mismatch_message(path: str, header: Dict[str, Any], expected: Dict[str, Any], fields: Sequence[str]) -> str:
-    field = fields[0]
-    more = "" if len(fields) == 1 else " (also: {})".format(", ".join(fields[1:]))
-    return "CPU INT8 model {} does not match: {} is {} there, {} here; {}{}. Make it again with {}".format(
-        path, field, _show(header.get(field)), _show(expected.get(field)), _WHY.get(field, "it must match"),
-        more, CALIBRATE)
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "missing"
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= 24 else text[:12] + "..."
+    return MODEL_FILE.message(path, header, expected, fields)
 
 
 def write_model(path: str, data: bytes, expected: Dict[str, Any], fidelity: Dict[str, Any],
@@ -93,41 +87,22 @@ def write_model(path: str, data: bytes, expected: Dict[str, Any], fidelity: Dict
     sha256 no longer matches, which the next load refuses."""
     header = dict(expected)
     header.update(extra or {})
-    header.update({"fidelity": fidelity, "model_sha256": sha256_bytes(data), "model_bytes": len(data),
-                   "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    write_bytes_atomic(path, data)
-    write_json_atomic(header_path(path), header)
-    return header
+    header["fidelity"] = fidelity
+    return MODEL_FILE.write(path, data, header)
 
 
 def read_header(path: str) -> Dict[str, Any]:
-    if not os.path.isfile(path):
-        raise JistEdgeError("no CPU INT8 model at {}: make it with {}".format(path, CALIBRATE))
-    return read_json(header_path(path), "CPU INT8 model header")
+    return MODEL_FILE.read_header(path)
 
 
 def load_model(path: str, expected: Dict[str, Any]) -> Tuple[bytes, Dict[str, Any]]:
     """The model's bytes (hand them to ONNX Runtime, so what was checked is what runs) and header."""
-    header = read_header(path)
-    fields = differing_fields(header, expected)
-    if fields:
-        raise Int8Mismatch(mismatch_message(path, header, expected, fields), fields)
-    with open(path, "rb") as handle:
-        data = handle.read()
-    if header.get("model_bytes") != len(data) or header.get("model_sha256") != sha256_bytes(data):
-        raise Int8Mismatch("CPU INT8 model {} does not match the sha256 in its header (truncated or replaced); "
-                           "make it again with {}".format(path, CALIBRATE), ["model_sha256"])
-    return data, header
+    return MODEL_FILE.load(path, expected)
 
 
 def is_current(path: str, expected: Dict[str, Any]) -> bool:
     """True when the model at ``path`` matches ``expected`` (calibration included) and its checksum."""
-    try:
-        header = read_header(path)
-    except JistEdgeError:
-        return False
-    return not differing_fields(header, expected) and os.path.isfile(path) and \
-        header.get("model_sha256") == sha256_file(path)
+    return MODEL_FILE.is_current(path, expected)
 
 
 def passed(header: Dict[str, Any]) -> bool:

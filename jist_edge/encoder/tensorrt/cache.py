@@ -15,11 +15,10 @@ Plain functions only: no TensorRT needed, tested everywhere.
 import json
 import os
 import re
-import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from jist_edge.errors import IntegrityError, JistEdgeError
-from jist_edge.fileio import read_json, sha256_bytes, write_bytes_atomic, write_json_atomic
+from jist_edge.artifacts import HeaderedFile, HeaderMismatch, header_path  # noqa: F401  (header_path: for callers)
+from jist_edge.fileio import sha256_bytes
 
 FORMAT = "jist-edge-engine"
 FORMAT_VERSION = 2  # 2: the typing path (weak/strong) is part of the identity
@@ -56,12 +55,19 @@ _WHY = {
 }
 
 
-class EngineMismatch(IntegrityError):
+class EngineMismatch(HeaderMismatch):
     """A cached engine that must not be loaded here; ``fields`` names what differs."""
 
-    def __init__(self, message: str, fields: Sequence[str]) -> None:
-        super(EngineMismatch, self).__init__(message)
-        self.fields = list(fields)
+
+ENGINE_FILE = HeaderedFile(
+    IDENTITY_FIELDS, _WHY, "engine_sha256", "engine_bytes", "engine header",
+    missing="engine not found: {path} (build it with `jist-edge engine build`)",
+    mismatch="cached engine {path} does not match this setup: {field} is {theirs} in the engine, {ours} here; "
+             "{why}{more}. Rebuild it with `jist-edge engine build` (or let `run --backend tensorrt` rebuild "
+             "without --no-build)",
+    damaged="engine file {path} does not match the sha256 in its header (truncated or replaced); "
+            "rebuild it with `jist-edge engine build`",
+    error=EngineMismatch)
 
 
 def expected_header(
@@ -101,29 +107,13 @@ def cache_key(header: Dict[str, Any]) -> str:
 
 def check_header(header: Dict[str, Any], expected: Dict[str, Any]) -> List[str]:
     """Identity fields whose value differs (or is missing), in IDENTITY_FIELDS order."""
-    return [field for field in IDENTITY_FIELDS if header.get(field) != expected.get(field)]
+    return ENGINE_FILE.differing(header, expected)
 
 
 def mismatch_message(engine_path: str, header: Dict[str, Any], expected: Dict[str, Any],
                      fields: Sequence[str]) -> str:
     """One line naming the first mismatched field, its two values and why it matters."""
-    field = fields[0]
-    more = "" if len(fields) == 1 else " (also: {})".format(", ".join(fields[1:]))
-    return (
-        "cached engine {} does not match this setup: {} is {} in the engine, {} here; {}{}. "
-        "Rebuild it with `jist-edge engine build` (or let `run --backend tensorrt` rebuild "
-        "without --no-build)".format(
-            engine_path, field, _show(header.get(field)), _show(expected.get(field)),
-            _WHY.get(field, "it must match"), more,
-        )
-    )
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "missing"
-    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
-    return text if len(text) <= 24 else text[:12] + "..."
+    return ENGINE_FILE.message(engine_path, header, expected, fields)
 
 
 def slug(text: str) -> str:
@@ -133,10 +123,6 @@ def slug(text: str) -> str:
 def engine_path(cache_dir: str, model: str, precision: str) -> str:
     """Stable per (model, precision) so a stale engine is found and refused, not ignored."""
     return os.path.join(cache_dir, "{}-{}.engine".format(slug(model), slug(precision)))
-
-
-def header_path(path: str) -> str:
-    return path + ".json"
 
 
 def timing_cache_path(cache_dir: str, tensorrt: str, compute_capability: str) -> str:
@@ -153,19 +139,12 @@ def write_engine(path: str, engine: bytes, expected: Dict[str, Any],
     """
     header = dict(expected)
     header.update(extra or {})
-    header["engine_sha256"] = sha256_bytes(engine)
-    header["engine_bytes"] = len(engine)
     header["cache_key"] = cache_key(expected)
-    header["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    write_bytes_atomic(path, engine)
-    write_json_atomic(header_path(path), header)
-    return header
+    return ENGINE_FILE.write(path, engine, header)
 
 
 def read_header(path: str) -> Dict[str, Any]:
-    if not os.path.isfile(path):
-        raise JistEdgeError("engine not found: {} (build it with `jist-edge engine build`)".format(path))
-    return read_json(header_path(path), "engine header")
+    return ENGINE_FILE.read_header(path)
 
 
 def load_engine(path: str, expected: Dict[str, Any]) -> Tuple[bytes, Dict[str, Any]]:
@@ -173,16 +152,4 @@ def load_engine(path: str, expected: Dict[str, Any]) -> Tuple[bytes, Dict[str, A
 
     Header fields first (the useful message). The checksum is taken over the very bytes
     returned, so the file is read once and an engine replaced meanwhile is refused too."""
-    header = read_header(path)
-    fields = check_header(header, expected)
-    if fields:
-        raise EngineMismatch(mismatch_message(path, header, expected, fields), fields)
-    with open(path, "rb") as handle:
-        data = handle.read()
-    if header.get("engine_bytes") != len(data) or header.get("engine_sha256") != sha256_bytes(data):
-        raise EngineMismatch(
-            "engine file {} does not match the sha256 in its header (truncated or replaced); "
-            "rebuild it with `jist-edge engine build`".format(path),
-            ["engine_sha256"],
-        )
-    return data, header
+    return ENGINE_FILE.load(path, expected)

@@ -25,6 +25,7 @@ COMMANDS = {
     "bench": ("bench_cmd", "Latency, FPS and memory per stage, beside the paper's claims."),
     "engine": ("engine_cmd", "Build TensorRT engines from a bundle (on the target device)."),
     "calibrate": ("calibrate_cmd", "INT8 calibration set, cache, Q/DQ encoder and fidelity report."),
+    "train": ("train_cmd", "Fine-tune JIST on your drives (joint image + sequence training; torch)."),
     "bag": ("bag_cmd", "ROS bags: list topics, export a drive as files the Nano reads."),
     "dataset": ("dataset_cmd", "Import MSLS, Nordland or Oxford RobotCar into the VPR folder convention."),
     "doctor": ("doctor_cmd", "Print the environment that decides backends and speed."),

@@ -68,12 +68,16 @@ def claim_demo_folder(out: str, force: bool) -> str:
 @click.option("--threshold", default=POSITIVE_RADIUS_M, show_default=True, type=FiniteFloatRange(min=0, min_open=True),
               help="Positive distance in metres.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the summary as JSON.")
+@click.option("--train", "train_minutes", is_flag=False, flag_value=2.0, default=None,
+              type=FiniteFloatRange(min=0, min_open=True), metavar="[MINUTES]",
+              help="Train the weights first (JIST's losses, head only) on synthetic drives of two other seeds, "
+              "for MINUTES [2], so recall is that of trained weights.")
 @click.option("--force", is_flag=True, help="Use an --output folder that a demo did not make (its model/, map/, "
               "route/ are replaced where they are ones jist-edge wrote; anything else there stays).")
 @serve_option(DEMO_HELP)
 @workspace_option
-def command(output, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path, force, serve,
-            workspace_path):
+def command(output, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path, train_minutes, force,
+            serve, workspace_path):
     """Synthesize a route, export a model, build a map, run the live pipeline, report.
 
     With no arguments this runs anywhere: random weights demonstrate the pipeline
@@ -97,23 +101,34 @@ def command(output, checkpoint, frames, img_size, seq_len, backend, seed, thresh
         click.get_current_context().call_on_close(view.close)
     with output_lock(out, "demo folder"):
         _demo(claim_demo_folder(out, force), export_bundle, checkpoint, frames, img_size, seq_len, backend, seed,
-              threshold, json_path, view)
+              threshold, json_path, view, train_minutes)
     if view is not None:  # the folder's lock is released: serving goes on without it
         serve_until_interrupted(view, "the demo's query run has ended", click.echo)
 
 
 def _demo(out: str, export_bundle, checkpoint, frames, img_size, seq_len, backend, seed, threshold, json_path,
-          view: Any = None) -> None:
+          view: Any = None, train_minutes: Any = None) -> None:
     from jist_edge.fileio import write_json_atomic
 
-    summary = {"output": out, "random_init": checkpoint is None}  # type: Dict[str, Any]
-
+    if train_minutes is not None and checkpoint is not None:
+        raise JistEdgeError("--train trains from random weights; it does not combine with --checkpoint")
     data, query_frames, excursions = _synthesize(out, frames, img_size, seed)
+    trained = None
+    if train_minutes is not None:
+        from jist_edge.cli.demo_train import train_weights
+
+        t = _step("1b", STEPS, "training the weights for {:g} min on synthetic drives of other seeds".format(
+            train_minutes))
+        trained = train_weights(out, img_size, seq_len, seed, train_minutes)
+        checkpoint = trained["checkpoint"]
+        _done(t)
+    summary = {"output": out, "random_init": checkpoint is None, "trained": trained}  # type: Dict[str, Any]
     t = _step(2, STEPS, "exporting the model ({})".format(
-        "checkpoint " + checkpoint if checkpoint else "RANDOM weights, seed {}".format(seed)))
+        ("TRAINED weights " if trained else "checkpoint ") + checkpoint if checkpoint
+        else "RANDOM weights, seed {}".format(seed)))
     if checkpoint is None:
         warn("random weights demonstrate the pipeline and its speed, not recognition quality; "
-             "pass --checkpoint JIST_r18_512_seqgem.pth for real recall")
+             "pass --checkpoint JIST_r18_512_seqgem.pth for real recall, or --train")
     bundle = export_bundle(os.path.join(out, "model"), checkpoint=checkpoint, random_init=checkpoint is None,
                            seed=seed, img_size=img_size, seq_len=seq_len, force=True)
     _done(t, "bundle {}".format(bundle.bundle_id))

@@ -15,6 +15,12 @@ from optional_imports import import_or_skip
 # The test machines have 2 cores shared by several jobs: torch's default of one spinning
 # thread per core is ~10x slower there than one thread. Set before torch is imported.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# CPU INT8 models are signed with a per-user key (~/.config/jist-edge/signing.key): the tests
+# sign with a key of their own, so a test run never creates or uses the user's key.
+if "JIST_EDGE_SIGNING_KEY" not in os.environ:
+    import tempfile
+
+    os.environ["JIST_EDGE_SIGNING_KEY"] = os.path.join(tempfile.mkdtemp(prefix="jist-edge-tests-"), "signing.key")
 
 TINY_SIZE = (64, 96)
 ALT_SIZE = (72, 100)  # not a multiple of 32: odd feature-map sizes through the trunk

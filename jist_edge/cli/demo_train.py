@@ -20,21 +20,16 @@ def train_weights(out: str, img_size: Sequence[int], seq_len: int, seed: int, mi
     from jist_edge.training.data import expand_routes
     from jist_edge.training.loop import Config
     from jist_edge.training.run import train
+    from jist_edge.training.threads import torch_threads
 
     seeds = [seed + k for k in TRAIN_SEEDS]
     routes = [make_route_dataset(os.path.join(out, "train-routes", "seed{}".format(s)), frames=TRAIN_FRAMES,
                                  size=tuple(img_size), seed=s)["root"] for s in seeds]
     checkpoint = os.path.join(out, "trained.pth")
-    import torch  # optional (host side): the demo already needs it to export
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small steps: one thread beat two by 4-8x on a shared 2-core machine
-    try:
+    with torch_threads(1):
         summary = train(expand_routes(routes, []), checkpoint, img_size, minutes, random_init=True, seed=seed,
                         config=Config("head", lr=1e-3, lr_p=1e-4, seq_len=seq_len), force=True,
                         summary_path=os.path.join(out, "trained.train.json"), say=lambda text: None)
-    finally:
-        torch.set_num_threads(threads)
     click.echo("      {} steps in {:.1f} min on synthetic seeds {} (not the demo's seed {}), head only".format(
         summary["steps"], summary["trained_s"] / 60.0, ", ".join(str(s) for s in seeds), seed))
     return {"checkpoint": checkpoint, "seeds": seeds, "steps": summary["steps"], "minutes": minutes}

@@ -1,7 +1,7 @@
 """`jist-edge run`: live localization from a camera, stream, video or image folder."""
 import os
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import click
 
@@ -117,13 +117,7 @@ def command(model, map_dir, camera, video, images, bag, image_topic, output_bag,
     json_to_stdout = output is None and not sys.stdout.isatty()
     log = (lambda msg: click.echo(msg, err=True)) if json_to_stdout or sys.stdout is None else click.echo
     if not quiet:
-        log("jist-edge run: {} encoder{} on {}, map {} ({} sequences){}".format(
-            info["backend"], " ({})".format(info["precision"]) if info.get("precision") else "", shown, map_dir,
-            info["map_sequences"], "  [RANDOM WEIGHTS: pipeline demo only]" if loc.bundle.random_init else ""))
-        if info.get("precision_note"):
-            log("  " + info["precision_note"])
-        if loc.tracker is not None and not loc.tracker.filter.has_positions:
-            log("route filter: the map has no positions; estimates are place indices without a position")
+        print_banner(loc, info, shown, map_dir, log)
     stats = RunStats()
     sinks = view = None
     failed = None  # type: Optional[OutputFailed]
@@ -171,6 +165,17 @@ def command(model, map_dir, camera, video, images, bag, image_topic, output_bag,
     if failed is not None:
         raise JistEdgeError("{}; the run stopped after {} frame{}".format(
             failed, stats.frames, "" if stats.frames == 1 else "s"))
+
+
+def print_banner(loc: Any, info: Dict[str, Any], shown: str, map_dir: str, log: Callable[[str], None]) -> None:
+    """What runs on what, and what the user must know before trusting the numbers."""
+    log("jist-edge run: {} encoder{} on {}, map {} ({} sequences){}".format(
+        info["backend"], " ({})".format(info["precision"]) if info.get("precision") else "", shown, map_dir,
+        info["map_sequences"], "  [RANDOM WEIGHTS: pipeline demo only]" if loc.bundle.random_init else ""))
+    if info.get("precision_note"):
+        log("  " + info["precision_note"])
+    if loc.tracker is not None and not loc.tracker.filter.has_positions:
+        log("route filter: the map has no positions; estimates are place indices without a position")
 
 
 def source_uri(camera: Optional[str], video: Optional[str], images: Optional[str]) -> str:

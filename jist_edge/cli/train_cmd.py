@@ -123,14 +123,14 @@ def command(routes, positions, checkpoint, random_init, img_size, minutes, outpu
       jist-edge export --checkpoint synth.pth --img-size 120 160
     """
     try:
-        import torch  # optional: training is host side
+        from jist_edge.training.threads import set_torch_threads  # optional: torch, host side
     except ImportError:
         raise JistEdgeError("jist-edge train needs torch (host only): {}".format(INSTALL_HINT))
     from jist_edge.training.data import expand_routes
     from jist_edge.training.loop import Config
     from jist_edge.training.run import train
 
-    torch.set_num_threads(int(threads))
+    set_torch_threads(threads)
     if checkpoint is not None and random_init:
         raise click.UsageError("give --checkpoint or --random-init, not both")
     if checkpoint is None and not random_init and not resume:

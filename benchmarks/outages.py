@@ -75,6 +75,23 @@ def _wait_until(pred, timeout_s: float) -> bool:
     return False
 
 
+def _through_outage(timeline: "Timeline", seconds: float, interrupt, resume) -> Dict[str, Any]:
+    """Interrupt the camera for `seconds`, resume it, and time the way back to a full window."""
+    t_down = time.time()
+    interrupt()
+    time.sleep(seconds)
+    resume()
+    t_up = time.time()
+    _wait_until(lambda: timeline.first_after(t_up, lambda i: i.get("window") == 5) > 0, 60)
+    t_full = timeline.first_after(t_up, lambda i: i.get("window") == 5)
+    t_back = timeline.first_after(t_up, lambda i: i.get("kind") == "source_back")
+    row = {"seconds": seconds, "return_to_source_back_s": round(t_back - t_up, 3),
+           "return_to_full_window_s": round(t_full - t_up, 3), "fps_through_outage": round(timeline.fps(t_down, t_full), 2)}
+    time.sleep(3.0)
+    row["fps_after_full_window"] = round(timeline.fps(t_full, t_full + 3.0), 2)
+    return row
+
+
 def run(stop_s: float, freeze_s: float, steady_s: float = 5.0) -> Dict[str, Any]:
     from jist_edge.benchmarks.camera_servers import RtspCamera, rtsp_unavailable
     from jist_edge.pipeline.localizer import Localizer
@@ -101,32 +118,8 @@ def run(stop_s: float, freeze_s: float, steady_s: float = 5.0) -> Dict[str, Any]
     t_steady = time.time()
     time.sleep(steady_s)
     out = {"steady_fps": round(timeline.fps(t_steady, time.time()), 2)}
-    t_down = time.time()
-    camera.stop()
-    time.sleep(stop_s)
-    camera.start()
-    t_up = time.time()
-    _wait_until(lambda: timeline.first_after(t_up, lambda i: i.get("window") == 5) > 0, 60)
-    t_full = timeline.first_after(t_up, lambda i: i.get("window") == 5)
-    t_back = timeline.first_after(t_up, lambda i: i.get("kind") == "source_back")
-    out["stop"] = {"seconds": stop_s, "return_to_source_back_s": round(t_back - t_up, 3),
-                   "return_to_full_window_s": round(t_full - t_up, 3),
-                   "fps_through_outage": round(timeline.fps(t_down, t_full), 2)}
-    time.sleep(3.0)
-    out["stop"]["fps_after_full_window"] = round(timeline.fps(t_full, t_full + 3.0), 2)
-    t_freeze = time.time()
-    camera.freeze()
-    time.sleep(freeze_s)
-    camera.thaw()
-    t_thaw = time.time()
-    _wait_until(lambda: timeline.first_after(t_thaw, lambda i: i.get("window") == 5) > 0, 60)
-    t_full = timeline.first_after(t_thaw, lambda i: i.get("window") == 5)
-    t_back = timeline.first_after(t_thaw, lambda i: i.get("kind") == "source_back")
-    out["freeze"] = {"seconds": freeze_s, "return_to_source_back_s": round(t_back - t_thaw, 3),
-                     "return_to_full_window_s": round(t_full - t_thaw, 3),
-                     "fps_through_outage": round(timeline.fps(t_freeze, t_full), 2)}
-    time.sleep(3.0)
-    out["freeze"]["fps_after_full_window"] = round(timeline.fps(t_full, t_full + 3.0), 2)
+    out["stop"] = _through_outage(timeline, stop_s, camera.stop, camera.start)
+    out["freeze"] = _through_outage(timeline, freeze_s, camera.freeze, camera.thaw)
     for key in ("stop", "freeze"):
         out[key]["fps_ratio_to_steady"] = round(out[key]["fps_through_outage"] / max(out["steady_fps"], 1e-9), 3)
     stop_event.set()

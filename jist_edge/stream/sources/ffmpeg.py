@@ -11,6 +11,8 @@ from typing import Any, Callable, List, Union
 
 import cv2
 
+from jist_edge.errors import JistEdgeError
+
 DEFAULT_READ_TIMEOUT_S = 2.0
 
 
@@ -45,3 +47,12 @@ def with_ffmpeg_options(options: str, fn: Callable[[], Any]) -> Any:
             return fn()
         finally:
             del os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"]
+
+
+def open_network_capture(url: str, options: str, timeout_s: float, read_timeout_s: float, refusal: str) -> Any:
+    """One FFmpeg open of a network camera with its options and timeouts; `refusal` says what failed."""
+    cap = with_ffmpeg_options(options, lambda: capture_with_timeouts(url, cv2.CAP_FFMPEG, timeout_s, read_timeout_s))
+    if not cap.isOpened():
+        cap.release()
+        raise JistEdgeError(refusal)
+    return cap

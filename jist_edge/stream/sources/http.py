@@ -4,10 +4,7 @@ The pip OpenCV's FFmpeg reads them; the same open/read timeouts as RTSP bound a 
 """
 from typing import Any, Callable
 
-import cv2
-
-from jist_edge.errors import JistEdgeError
-from jist_edge.stream.sources.ffmpeg import DEFAULT_READ_TIMEOUT_S, capture_with_timeouts, with_ffmpeg_options
+from jist_edge.stream.sources.ffmpeg import DEFAULT_READ_TIMEOUT_S, open_network_capture
 from jist_edge.stream.uri import redact_url
 
 # a camera that is slow to send its first part must not be probed for seconds
@@ -18,12 +15,8 @@ def http_opener(url: str, timeout_s: float, read_timeout_s: float = DEFAULT_READ
     shown = redact_url(url)
 
     def open_http() -> Any:
-        cap = with_ffmpeg_options(HTTP_FFMPEG_OPTIONS,
-                                  lambda: capture_with_timeouts(url, cv2.CAP_FFMPEG, timeout_s, read_timeout_s))
-        if not cap.isOpened():
-            cap.release()
-            raise JistEdgeError("{}: the camera cannot be opened (unreachable host, wrong path or credentials, "
-                                "or not an MJPEG stream)".format(shown))
-        return cap
+        return open_network_capture(url, HTTP_FFMPEG_OPTIONS, timeout_s, read_timeout_s,
+                                    "{}: the camera cannot be opened (unreachable host, wrong path or credentials, "
+                                    "or not an MJPEG stream)".format(shown))
 
     return open_http

@@ -9,8 +9,7 @@ from typing import Any, Callable
 
 import cv2
 
-from jist_edge.errors import JistEdgeError
-from jist_edge.stream.sources.ffmpeg import DEFAULT_READ_TIMEOUT_S, capture_with_timeouts, with_ffmpeg_options
+from jist_edge.stream.sources.ffmpeg import DEFAULT_READ_TIMEOUT_S, open_network_capture
 from jist_edge.stream.uri import opencv_has_gstreamer, redact_url, rtsp_gstreamer_pipeline
 
 RTSP_FFMPEG_OPTIONS = "rtsp_transport;tcp|fflags;nobuffer|flags;low_delay"
@@ -26,12 +25,8 @@ def rtsp_opener(url: str, timeout_s: float, read_timeout_s: float = DEFAULT_READ
             if cap.isOpened():
                 return cap
             cap.release()
-        cap = with_ffmpeg_options(RTSP_FFMPEG_OPTIONS,
-                                  lambda: capture_with_timeouts(url, cv2.CAP_FFMPEG, timeout_s, read_timeout_s))
-        if not cap.isOpened():
-            cap.release()
-            raise JistEdgeError("{}: the stream cannot be opened (unreachable host, wrong path or "
-                                "credentials)".format(shown))
-        return cap
+        return open_network_capture(url, RTSP_FFMPEG_OPTIONS, timeout_s, read_timeout_s,
+                                    "{}: the stream cannot be opened (unreachable host, wrong path or "
+                                    "credentials)".format(shown))
 
     return open_rtsp

@@ -6,7 +6,7 @@ from jist_edge.benchmarks import sections
 from jist_edge.benchmarks.claims import holds_text
 from jist_edge.benchmarks.machine import one_line
 from jist_edge.fileio import write_bytes_atomic, write_json_atomic
-from jist_edge.tables import print_table as echo_table
+from jist_edge.output.tables import print_table as echo_table
 
 HARDWARE_NOTE = ("Absolute times hold only for the hardware stated above (and the load on it while the bench "
                  "ran); compare ratios, which were measured interleaved in the same process, with their spread.")

@@ -18,7 +18,7 @@ from jist_edge.bundle import ENCODER_FILE, SEQUENCE_FILE, Bundle, make_manifest,
 from jist_edge.errors import JistEdgeError
 from jist_edge.fileio import kept_note, scratch_dir
 from jist_edge.locks import output_lock
-from jist_edge.write_errors import write_failure
+from jist_edge.fileio import write_failure
 from jist_edge.export.checkpoint import load_checkpoint
 from jist_edge.export.model import DESCRIPTOR_DIM, FrameEncoder, JistModel, SequenceEncoder, build_model
 from jist_edge.export.onnx_export import DEFAULT_OPSET, example_inputs, export_onnx, exporter_description

@@ -10,7 +10,7 @@ import click
 
 from jist_edge import workspace
 from jist_edge.errors import Interrupted, JistEdgeError, Terminated
-from jist_edge.tables import print_table
+from jist_edge.output.tables import print_table
 
 workspace_option = click.option(
     "--workspace",
@@ -46,7 +46,7 @@ def check_route_path(option: str, path: str) -> None:
 
 
 def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Callable[[str], None] = click.echo) -> None:
-    """Print a plain aligned table (jist_edge.tables) through click by default."""
+    """Print a plain aligned table (jist_edge.output.tables) through click by default."""
     print_table(headers, rows, out)
 
 

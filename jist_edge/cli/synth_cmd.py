@@ -15,7 +15,7 @@ from jist_edge.claims import claim_folder
 from jist_edge.synth.excursions import DETOUR_OFFSET_M
 from jist_edge.synth.dataset import ROUTE_OUTPUT, make_route_dataset
 from jist_edge.synth.traversal import DATABASE_SPACING_M, QUERY_OFFSET_M, QUERY_SPEED_RATIO, frames_that_fit
-from jist_edge.write_errors import write_failure
+from jist_edge.fileio import write_failure
 
 
 @click.command("synth", help="""Render a synthetic street route: a database pass and a query pass.

@@ -21,7 +21,7 @@ from jist_edge.maps.store import (DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SE
                                   MAP_FOLDER, MAP_OUTPUT, SEQUENCE_FRAMES_FILE, SEQUENCE_POSITIONS_FILE,
                                   SEQUENCES_FILE, SPACE, STATS_FILE, FrameTable, PlaceMap, centre_positions, load_map)
 from jist_edge.claims import claim_folder
-from jist_edge.write_errors import check_complete
+from jist_edge.fileio import check_complete
 from jist_edge.filter.distance_stats import compute_distance_stats
 
 

@@ -92,7 +92,7 @@ class PoseBagWriter(object):
             self._writer.write_message(topic, self._schemas[msgtype], message, log_time=stamp_ns,
                                        publish_time=stamp_ns, sequence=self.count)
         except OSError as exc:
-            from jist_edge.write_errors import write_failure
+            from jist_edge.fileio import write_failure
 
             raise write_failure(self.path, exc)
 

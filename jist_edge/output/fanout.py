@@ -12,7 +12,7 @@ from typing import Any, Optional
 from jist_edge.claims import check_writable
 from jist_edge.errors import JistEdgeError
 from jist_edge.output.sinks import Display, JsonlSink, StatusLine, StatusLogHandler, display_problem
-from jist_edge.write_errors import write_failure
+from jist_edge.fileio import write_failure
 
 
 class OutputFailed(JistEdgeError):

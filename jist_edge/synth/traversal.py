@@ -23,7 +23,7 @@ import numpy as np
 
 from jist_edge.errors import JistEdgeError
 from jist_edge.fileio import atomic_path, staged_directory
-from jist_edge.write_errors import check_complete
+from jist_edge.fileio import check_complete
 from jist_edge.positions import write_positions_csv
 from jist_edge.synth.render import DEFAULT_PITCH_DEG, RIGHT_LANE_M, Condition, render_frame, renderer_for
 from jist_edge.synth.route import Route

@@ -56,6 +56,22 @@ def write_frames(folder: str, images: List) -> str:
     return folder
 
 
+def frames_from_video(video: str, folder: str, size=(192, 128)) -> str:
+    """A video's frames resized to ``size`` (W, H) as JPEGs in ``folder``: H.264 wants even sizes
+    larger than the tests' tiny frames."""
+    import cv2
+
+    cap = cv2.VideoCapture(video)
+    images = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        images.append(cv2.resize(img, tuple(size)))
+    cap.release()
+    return write_frames(folder, images)
+
+
 class RtspCamera(object):
     """rtsp://127.0.0.1:PORT/cam streaming the JPEGs of ``frames_dir`` as H.264 at ``fps``."""
 

@@ -21,24 +21,15 @@ from typing import Any, Dict, List
 
 
 def _setup(root: str) -> Any:
-    import cv2
-
     from jist_edge.export.exporter import export_bundle
     from jist_edge.maps.build import build_map
     from jist_edge.synth.dataset import make_route_dataset
-    from jist_edge.benchmarks.camera_servers import write_frames
+    from jist_edge.benchmarks.camera_servers import frames_from_video
 
     bundle = export_bundle(os.path.join(root, "model"), random_init=True, seed=0, img_size=(64, 96), seq_len=5)
     data = make_route_dataset(os.path.join(root, "route"), frames=40, size=(64, 96), seed=3, as_video=True)
     place_map = build_map(bundle, data["database"], os.path.join(root, "map"), positions=data["database_positions"])
-    cap = cv2.VideoCapture(data["queries"])
-    images = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        images.append(cv2.resize(img, (192, 128)))
-    return bundle, place_map, write_frames(os.path.join(root, "frames"), images)
+    return bundle, place_map, frames_from_video(data["queries"], os.path.join(root, "frames"))
 
 
 class Timeline(object):

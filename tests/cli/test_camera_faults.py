@@ -9,11 +9,10 @@ import subprocess
 import sys
 import time
 
-import cv2
 import pytest
 from optional_imports import import_or_skip
 
-from jist_edge.benchmarks.camera_servers import MjpegCamera, RtspCamera, rtsp_unavailable, write_frames
+from jist_edge.benchmarks.camera_servers import MjpegCamera, RtspCamera, rtsp_unavailable, frames_from_video
 
 import_or_skip("torch")
 
@@ -22,14 +21,7 @@ import_or_skip("torch")
 def camera_frames(synth_route, tmp_path_factory):
     """The query pass as 192x128 JPEGs (H.264 wants even sizes larger than the tiny frames)."""
     data, _ = synth_route
-    cap = cv2.VideoCapture(data["queries"])
-    images = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        images.append(cv2.resize(img, (192, 128)))
-    return write_frames(str(tmp_path_factory.mktemp("camera") / "frames"), images)
+    return frames_from_video(data["queries"], str(tmp_path_factory.mktemp("camera") / "frames"))
 
 
 def _start_run(tiny_bundle, place_map, url, out, *extra):

@@ -163,6 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def finish(self) -> None:
         self._head_timer.cancel()
+        self._head_timer.join(1.0)  # a cancelled timer's thread ends at once; close() then leaves none behind
         BaseHTTPRequestHandler.finish(self)
 
     def log_message(self, format: str, *args: Any) -> None:
